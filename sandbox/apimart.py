@@ -1,0 +1,169 @@
+"""Twin of apimart's Veo 3.1 API: /v1/videos/generations, /v1/videos/{id}/remix, /v1/tasks/{id}.
+
+Bodies, status words and error shapes follow seeds/apimart-veo31-*.md and PROVIDERS.md §1.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from sandbox.models import SandboxTask
+from sandbox.render import frame_size
+from sandbox.videos import video_response
+
+PROVIDER = "apimart"
+GENERATION_MODELS = {"veo3.1-fast-official", "veo3.1-quality-official"}
+REMIX_MODELS = {"veo3.1-fast", "veo3.1-quality"}
+ERROR_TYPES = {
+    400: ("Invalid request parameters", "invalid_request_error"),
+    401: ("Invalid authentication credentials", "authentication_error"),
+    402: ("Insufficient balance. Please top up your account", "payment_required"),
+    403: ("Access forbidden. You don't have permission to access this resource", "permission_error"),
+    404: ("Video not found", "not_found_error"),
+    429: ("Rate limit exceeded. Please try again later", "rate_limit_error"),
+    500: ("Internal server error. Please try again later", "server_error"),
+    502: ("Bad gateway. The server is temporarily unavailable", "bad_gateway"),
+}
+
+
+def error(status: int, message: str | None = None) -> JsonResponse:
+    default_message, kind = ERROR_TYPES[status]
+    return JsonResponse(
+        {"error": {"code": status, "message": message or default_message, "type": kind}},
+        status=status,
+    )
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _new_task_id() -> str:
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return "task_01" + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+def _validate_generation(body: dict[str, Any]) -> str | None:
+    if body.get("model") not in GENERATION_MODELS:
+        return f"Invalid model: {body.get('model')!r}"
+    if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+        return "prompt is required"
+    duration = body.get("duration", 8)
+    # "Must be a bare number (like 8), not quoted, or the request fails."
+    if not isinstance(duration, int) or isinstance(duration, bool) or duration not in (4, 6, 8):
+        return "duration must be an integer: 4, 6 or 8"
+    if body.get("aspect_ratio", "16:9") not in ("16:9", "9:16"):
+        return "aspect_ratio must be 16:9 or 9:16"
+    if body.get("resolution", "720p") not in ("720p", "1080p", "4K"):
+        return "resolution must be 720p, 1080p or 4K"
+    if "enhance_prompt" in body and body["enhance_prompt"] is not True:
+        return "enhance_prompt can only be true"
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or not 0 <= seed <= 4294967295):
+        return "seed must be an integer from 0 to 4294967295"
+    sample_count = body.get("sample_count", 1)
+    if not isinstance(sample_count, int) or not 1 <= sample_count <= 4:
+        return "sample_count must be 1-4"
+    if body.get("person_generation", "allow_adult") not in ("allow_adult", "disallow"):
+        return "person_generation must be allow_adult or disallow"
+    if body.get("resize_mode", "pad") not in ("pad", "crop"):
+        return "resize_mode must be pad or crop"
+    if "last_frame_image" in body and "first_frame_image" not in body:
+        return "last_frame_image needs first_frame_image"
+    return None
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@csrf_exempt
+@require_POST
+def generations(request: HttpRequest) -> JsonResponse:
+    key = _bearer(request)
+    if key is None:
+        return error(401)
+    body = _json_body(request)
+    if body is None:
+        return error(400, "Request body must be a JSON object")
+    problem = _validate_generation(body)
+    if problem:
+        return error(400, problem)
+    width, height = frame_size(
+        body.get("aspect_ratio", "16:9"), body.get("resolution", "720p"), settings.SANDBOX_MAX_EDGE
+    )
+    task = SandboxTask.objects.create(
+        provider=PROVIDER,
+        task_id=_new_task_id(),
+        kind="generate",
+        api_key_hint=key[-4:],
+        request=body,
+        model=body["model"],
+        prompt=body["prompt"],
+        seconds=body.get("duration", 8),
+        width=width,
+        height=height,
+        run_seconds=settings.SANDBOX_TASK_SECONDS,
+    )
+    return JsonResponse({"code": 200, "data": [{"status": "submitted", "task_id": task.task_id}]})
+
+
+def _status_data(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
+    created = int(task.created_at.timestamp())
+    data: dict[str, Any] = {
+        "id": task.task_id,
+        "created": created,
+        "estimated_time": max(1, round(task.run_seconds)),
+    }
+    fraction = task.fraction_done
+    if fraction >= 1.0:
+        completed = int(task.finished_at.timestamp())
+        url = request.build_absolute_uri(
+            reverse("sandbox:apimart-video", args=[task.task_id])
+        )
+        data.update(
+            status="completed",
+            progress=100,
+            completed=completed,
+            actual_time=max(1, completed - created),
+            result={"videos": [{"expires_at": completed + 86400, "url": [url]}]},
+        )
+    elif fraction < 0.1:
+        data.update(status="pending", progress=0)
+    else:
+        data.update(status="processing", progress=min(99, int(fraction * 100)))
+    return data
+
+
+@require_GET
+def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
+    if _bearer(request) is None:
+        return error(401)
+    task = SandboxTask.objects.filter(provider=PROVIDER, task_id=task_id).first()
+    if task is None:
+        return error(404, "Task not found")
+    return JsonResponse({"code": 200, "data": _status_data(request, task)})
+
+
+@require_GET
+def video(request: HttpRequest, task_id: str):
+    task = SandboxTask.objects.filter(provider=PROVIDER, task_id=task_id).first()
+    if task is None or task.fraction_done < 1.0:
+        return error(404)
+    return video_response(request, task, label=f"SANDBOX · apimart · {task.model}")

@@ -1,0 +1,36 @@
+"""Serving sandbox result videos: rendered on first download, then kept on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest
+
+from sandbox.models import SandboxTask
+from sandbox.render import render_mp4
+
+
+def video_path(task: SandboxTask) -> Path:
+    return Path(settings.DATA_DIR) / "sandbox" / f"{task.task_id}.mp4"
+
+
+def ensure_video(task: SandboxTask, *, label: str) -> Path:
+    path = video_path(task)
+    if not path.exists():
+        render_mp4(
+            path,
+            seconds=task.seconds,
+            width=task.width,
+            height=task.height,
+            scene=(task.source.prompt if task.source else task.prompt) or task.task_id,
+            caption=task.prompt,
+            label=label,
+            start_at=task.start_at,
+        )
+    return path
+
+
+def video_response(request: HttpRequest, task: SandboxTask, *, label: str) -> FileResponse:
+    path = ensure_video(task, label=label)
+    return FileResponse(path.open("rb"), content_type="video/mp4", filename=path.name)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests import queue
+from videos.models import Membership, Project, ProviderAccount, ProviderKind, Role
+
+
+@pytest.fixture(autouse=True)
+def fast_sandbox(settings, tmp_path):
+    """Sandbox tasks finish in ~2 s with small frames; files go to a per-test folder."""
+    settings.SANDBOX_TASK_SECONDS = 1.5
+    settings.SANDBOX_MAX_EDGE = 480
+    settings.TRACK_POLL_SECONDS = 0.25
+    settings.TRACK_BUDGET_SECONDS = 5
+    settings.DATA_DIR = tmp_path / "data"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media"},
+        },
+    }
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("casey", "casey@example.com", "pw-casey-123")
+
+
+@pytest.fixture
+def project(user):
+    project = Project.objects.create(name="Launch film", created_by=user)
+    Membership.objects.create(project=project, user=user, role=Role.CREATOR)
+    return project
+
+
+@pytest.fixture
+def sandbox_apimart(db, live_server):
+    return ProviderAccount.objects.create(
+        kind=ProviderKind.APIMART,
+        label="apimart (sandbox)",
+        base_url=f"{live_server.url}/sandbox/apimart",
+        credential="sk-sandbox-test-key-0001",
+    )
+
+
+@pytest.fixture
+def drain_queue(db):
+    queue.purge()
+    yield queue.drain
+    queue.purge()

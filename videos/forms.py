@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django import forms
+
+from videos import providers
+from videos.models import Project, ProviderAccount
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["name"]
+        labels = {"name": "Name"}
+        widgets = {"name": forms.TextInput(attrs={"placeholder": "Spring campaign", "autofocus": True})}
+
+
+class ClipForm(forms.Form):
+    """A new clip. Choices follow the chosen account and model, so only what that model
+    accepts is offered, and a combination it refuses is caught here, before any paid call."""
+
+    provider_account = forms.ModelChoiceField(
+        label="Provider", queryset=ProviderAccount.objects.none(), empty_label=None
+    )
+    model = forms.ChoiceField(label="Model")
+    prompt = forms.CharField(
+        label="Prompt",
+        max_length=2500,
+        widget=forms.Textarea(
+            attrs={"rows": 5, "placeholder": "A golden retriever running on the beach at sunset, cinematic"}
+        ),
+    )
+    negative_prompt = forms.CharField(
+        label="Avoid", required=False, max_length=2500,
+        widget=forms.TextInput(attrs={"placeholder": "blurry, low quality, watermark"}),
+    )
+    duration = forms.TypedChoiceField(label="Duration", coerce=int)
+    aspect_ratio = forms.ChoiceField(label="Aspect ratio")
+    resolution = forms.ChoiceField(label="Resolution")
+
+    def __init__(self, *args, accounts, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["provider_account"].queryset = accounts
+        account = self._chosen_account(accounts)
+        specs = providers.models_for(account.kind) if account else ()
+        self.fields["model"].choices = [(spec.name, spec.label) for spec in specs]
+        spec = self._chosen_spec(specs)
+        self.spec = spec
+        if spec is None:
+            for name in ("duration", "aspect_ratio", "resolution"):
+                self.fields[name].choices = []
+            return
+        self.fields["duration"].choices = [(d, f"{d} s") for d in spec.durations]
+        self.fields["aspect_ratio"].choices = [(a, a) for a in spec.aspect_ratios]
+        self.fields["resolution"].choices = [(r, r) for r in spec.resolutions]
+        self.fields["model"].initial = spec.name
+        self.fields["duration"].initial = spec.default_duration
+        self.fields["aspect_ratio"].initial = spec.aspect_ratios[0]
+        self.fields["resolution"].initial = spec.default_resolution
+
+    def _value(self, name: str) -> str | None:
+        if self.is_bound:
+            return self.data.get(self.add_prefix(name))
+        value = self.initial.get(name)
+        return str(value.pk if isinstance(value, ProviderAccount) else value) if value else None
+
+    def _chosen_account(self, accounts) -> ProviderAccount | None:
+        chosen = self._value("provider_account")
+        account = None
+        if chosen and str(chosen).isdigit():
+            account = accounts.filter(pk=int(chosen)).first()
+        return account or accounts.first()
+
+    def _chosen_spec(self, specs) -> providers.ModelSpec | None:
+        chosen = self._value("model")
+        return next((s for s in specs if s.name == chosen), specs[0] if specs else None)
+
+    def clean(self):
+        cleaned = super().clean()
+        account = cleaned.get("provider_account")
+        model = cleaned.get("model")
+        if account and model and providers.model_spec(account.kind, model) is None:
+            self.add_error("model", f"{account.label} does not offer this model.")
+        return cleaned
+
+    def params(self) -> dict:
+        data = self.cleaned_data
+        params = {
+            "duration": data["duration"],
+            "aspect_ratio": data["aspect_ratio"],
+            "resolution": data["resolution"],
+        }
+        if data.get("negative_prompt"):
+            params["negative_prompt"] = data["negative_prompt"]
+        return params

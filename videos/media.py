@@ -1,0 +1,66 @@
+"""Video work with PyAV and Pillow: probing a file and drawing its poster."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+from PIL import Image
+
+
+class NotAVideo(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    duration: float
+    width: int
+    height: int
+    codec: str
+
+
+def probe(source: str | BinaryIO) -> VideoInfo:
+    try:
+        with av.open(source) as container:
+            if not container.streams.video:
+                raise NotAVideo("The file has no video stream.")
+            stream = container.streams.video[0]
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / av.time_base
+            else:
+                duration = 0.0
+            return VideoInfo(
+                duration=round(duration, 3),
+                width=stream.codec_context.width,
+                height=stream.codec_context.height,
+                codec=stream.codec_context.name,
+            )
+    except av.FFmpegError as exc:
+        raise NotAVideo(f"The file is not a readable video: {exc}") from exc
+
+
+def poster_jpeg(source: str | BinaryIO, *, at_seconds: float = 1.0, max_width: int = 640) -> bytes:
+    """A JPEG of the first frame at or after ``at_seconds`` (or the last one before it)."""
+    image: Image.Image | None = None
+    try:
+        with av.open(source) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                image = frame.to_image()
+                if frame.time is not None and frame.time >= at_seconds:
+                    break
+    except (av.FFmpegError, IndexError) as exc:
+        raise NotAVideo(f"No frame could be read: {exc}") from exc
+    if image is None:
+        raise NotAVideo("The video has no frames.")
+    if image.width > max_width:
+        image = image.resize((max_width, round(image.height * max_width / image.width)))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=82, optimize=True)
+    return buffer.getvalue()
