@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -26,7 +26,10 @@ ERROR_TYPES = {
     400: ("Invalid request parameters", "invalid_request_error"),
     401: ("Invalid authentication credentials", "authentication_error"),
     402: ("Insufficient balance. Please top up your account", "payment_required"),
-    403: ("Access forbidden. You don't have permission to access this resource", "permission_error"),
+    403: (
+        "Access forbidden. You don't have permission to access this resource",
+        "permission_error",
+    ),
     404: ("Video not found", "not_found_error"),
     429: ("Rate limit exceeded. Please try again later", "rate_limit_error"),
     500: ("Internal server error. Please try again later", "server_error"),
@@ -134,9 +137,7 @@ def _status_data(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
     fraction = task.fraction_done
     if fraction >= 1.0:
         completed = int(task.finished_at.timestamp())
-        url = request.build_absolute_uri(
-            reverse("sandbox:apimart-video", args=[task.task_id])
-        )
+        url = request.build_absolute_uri(reverse("sandbox:apimart-video", args=[task.task_id]))
         data.update(
             status="completed",
             progress=100,
@@ -167,3 +168,10 @@ def video(request: HttpRequest, task_id: str):
     if task is None or task.fraction_done < 1.0:
         return error(404)
     return video_response(request, task, label=f"SANDBOX · apimart · {task.model}")
+
+
+urlpatterns = [
+    path("v1/videos/generations", generations, name="apimart-generations"),
+    path("v1/tasks/<str:task_id>", task_status, name="apimart-task"),
+    path("files/<str:task_id>.mp4", video, name="apimart-video"),
+]

@@ -39,19 +39,22 @@ def frame_size(aspect_ratio: str, resolution: str, max_edge: int) -> tuple[int, 
 def _palette(seed_text: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     digest = hashlib.sha256(seed_text.encode()).digest()
     hue = digest[0] / 255
+
     def rgb(h: float, light: float) -> tuple[int, int, int]:
         r = 0.5 + 0.5 * math.cos(2 * math.pi * (h + 0.0))
         g = 0.5 + 0.5 * math.cos(2 * math.pi * (h + 0.33))
         b = 0.5 + 0.5 * math.cos(2 * math.pi * (h + 0.67))
         return tuple(int(255 * light * c) for c in (r, g, b))  # type: ignore[return-value]
+
     return rgb(hue, 0.55), rgb(hue + 0.18, 0.22)
 
 
 def _background(width: int, height: int, scene: str) -> Image.Image:
     top, bottom = _palette(scene)
     gradient = Image.linear_gradient("L").resize((width, height))
-    return Image.composite(Image.new("RGB", (width, height), bottom),
-                           Image.new("RGB", (width, height), top), gradient)
+    return Image.composite(
+        Image.new("RGB", (width, height), bottom), Image.new("RGB", (width, height), top), gradient
+    )
 
 
 def render_mp4(
@@ -79,7 +82,9 @@ def render_mp4(
     os.close(fd)
     try:
         with av.open(tmp_name, "w", options={"movflags": "faststart"}) as container:
-            stream = container.add_stream("libx264", rate=fps, options={"preset": "veryfast", "crf": "30"})
+            stream = container.add_stream(
+                "libx264", rate=fps, options={"preset": "veryfast", "crf": "30"}
+            )
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = Fraction(1, fps)
             radius = unit * 2
@@ -95,9 +100,16 @@ def render_mp4(
                 minutes, secs = divmod(t, 60)
                 draw.text((unit, unit), f"{int(minutes):02d}:{secs:05.2f}", font=big, fill="white")
                 if label:
-                    draw.text((width - unit, unit), label, font=small, fill=(230, 230, 230), anchor="ra")
+                    draw.text(
+                        (width - unit, unit), label, font=small, fill=(230, 230, 230), anchor="ra"
+                    )
                 for n, line in enumerate(lines):
-                    draw.text((unit, int(height * 0.75) + n * int(unit * 1.3)), line, font=small, fill="white")
+                    draw.text(
+                        (unit, int(height * 0.75) + n * int(unit * 1.3)),
+                        line,
+                        font=small,
+                        fill="white",
+                    )
                 frame = av.VideoFrame.from_image(image)
                 frame.pts = index
                 for packet in stream.encode(frame):

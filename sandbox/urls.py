@@ -1,11 +1,11 @@
-from django.urls import path
+"""The provider twins, each under /sandbox/<provider>/ followed by that provider's own paths."""
+
+from django.urls import include, path
 
 from sandbox import apimart
 
 app_name = "sandbox"
 
 urlpatterns = [
-    path("apimart/v1/videos/generations", apimart.generations, name="apimart-generations"),
-    path("apimart/v1/tasks/<str:task_id>", apimart.task_status, name="apimart-task"),
-    path("apimart/files/<str:task_id>.mp4", apimart.video, name="apimart-video"),
+    path("apimart/", include(apimart.urlpatterns)),
 ]

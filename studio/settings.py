@@ -91,6 +91,8 @@ SANDBOX_TASK_SECONDS = env_float("SANDBOX_TASK_SECONDS", 6.0)
 # Sandbox videos keep the requested duration and aspect ratio but are drawn at most this
 # many pixels on the long edge, so a demo "4K" request renders in seconds, not minutes.
 SANDBOX_MAX_EDGE = env_int("SANDBOX_MAX_EDGE", 1280, minimum=64)
+# The "timeout" fault answers only after this long, beyond PROVIDER_TIMEOUT_SECONDS.
+SANDBOX_TIMEOUT_SECONDS = env_float("SANDBOX_TIMEOUT_SECONDS", 40.0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -64,7 +64,15 @@ class FrameInline(admin.TabularInline):
 
 @admin.register(Clip)
 class ClipAdmin(admin.ModelAdmin):
-    list_display = ["pk", "project", "status", "progress", "provider_account", "model", "created_at"]
+    list_display = [
+        "pk",
+        "project",
+        "status",
+        "progress",
+        "provider_account",
+        "model",
+        "created_at",
+    ]
     list_filter = ["status", "provider_account", "model"]
     search_fields = ["prompt", "provider_task_id"]
     raw_id_fields = ["parent"]

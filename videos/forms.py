@@ -11,7 +11,9 @@ class ProjectForm(forms.ModelForm):
         model = Project
         fields = ["name"]
         labels = {"name": "Name"}
-        widgets = {"name": forms.TextInput(attrs={"placeholder": "Spring campaign", "autofocus": True})}
+        widgets = {
+            "name": forms.TextInput(attrs={"placeholder": "Spring campaign", "autofocus": True})
+        }
 
 
 class ClipForm(forms.Form):
@@ -26,11 +28,16 @@ class ClipForm(forms.Form):
         label="Prompt",
         max_length=2500,
         widget=forms.Textarea(
-            attrs={"rows": 5, "placeholder": "A golden retriever running on the beach at sunset, cinematic"}
+            attrs={
+                "rows": 5,
+                "placeholder": "A golden retriever running on the beach at sunset, cinematic",
+            }
         ),
     )
     negative_prompt = forms.CharField(
-        label="Avoid", required=False, max_length=2500,
+        label="Avoid",
+        required=False,
+        max_length=2500,
         widget=forms.TextInput(attrs={"placeholder": "blurry, low quality, watermark"}),
     )
     duration = forms.TypedChoiceField(label="Duration", coerce=int)

@@ -396,9 +396,7 @@ class Frame(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["clip", "role", "position"], name="one_frame_per_slot"
-            ),
+            models.UniqueConstraint(fields=["clip", "role", "position"], name="one_frame_per_slot"),
             models.CheckConstraint(
                 condition=~Q(image="") | ~Q(source_url=""), name="frame_has_an_image"
             ),

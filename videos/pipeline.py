@@ -73,10 +73,10 @@ def _wait_for(retry_state) -> float:
 
 
 def build_request(clip: Clip) -> GenerationRequest:
-    frames = tuple(
-        FrameInput(role=frame.role, url=frame.source_url) for frame in clip.frames.all()
+    frames = tuple(FrameInput(role=frame.role, url=frame.source_url) for frame in clip.frames.all())
+    return GenerationRequest(
+        model=clip.model, prompt=clip.prompt, params=clip.params, frames=frames
     )
-    return GenerationRequest(model=clip.model, prompt=clip.prompt, params=clip.params, frames=frames)
 
 
 def submit_clip(*, clip_id: int) -> None:
@@ -253,9 +253,7 @@ def mirror_clip(*, clip_id: int) -> None:
                     size, sha256 = _download(clip.result_url, tmp)
         except LinkGone as exc:
             clip.mark_expired(
-                message=(
-                    "The provider's download link expired before the video could be saved."
-                ),
+                message=("The provider's download link expired before the video could be saved."),
                 provider_message=str(exc),
             )
             return
@@ -269,7 +267,9 @@ def mirror_clip(*, clip_id: int) -> None:
             )
             return
         tmp.seek(0)
-        key = default_storage.save(f"clips/{clip.project_id}/{clip.pk}-{sha256[:12]}.mp4", File(tmp))
+        key = default_storage.save(
+            f"clips/{clip.project_id}/{clip.pk}-{sha256[:12]}.mp4", File(tmp)
+        )
     if not clip.mark_mirrored(
         file_key=key,
         file_size=size,

@@ -41,10 +41,7 @@ def projects(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         project = services.create_project(name=form.cleaned_data["name"], user=request.user)
         return redirect(project)
-    projects = (
-        Project.objects.for_user(request.user)
-        .order_by("name", "pk")
-    )
+    projects = Project.objects.for_user(request.user).order_by("name", "pk")
     return render(request, "videos/projects.html", {"projects": projects, "form": form})
 
 
@@ -53,7 +50,9 @@ def projects(request: HtmxHttpRequest) -> HttpResponse:
 def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = _project_for(request, pk)
     clips = list(
-        project.clips.select_related("provider_account", "created_by").order_by("-created_at", "-pk")
+        project.clips.select_related("provider_account", "created_by").order_by(
+            "-created_at", "-pk"
+        )
     )
     template = "videos/project.html"
     if request.htmx:
@@ -96,7 +95,9 @@ def clip_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     template = "videos/clip_new.html"
     if request.htmx and request.method == "GET":
         template += "#clip-fields"
-    return render(request, template, {"project": project, "form": form, "has_accounts": accounts.exists()})
+    return render(
+        request, template, {"project": project, "form": form, "has_accounts": accounts.exists()}
+    )
 
 
 @login_required
@@ -125,5 +126,3 @@ def clip_poster(request: HttpRequest, pk: int) -> HttpResponse:
     return files.serve(
         request, clip.poster_key, content_type="image/jpeg", filename=f"clip-{clip.pk}.jpg"
     )
-
-

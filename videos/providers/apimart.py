@@ -12,7 +12,9 @@ import httpx
 
 from videos.providers.base import (
     Credentials,
+    ExtendSpec,
     GenerationRequest,
+    ModelSpec,
     ProviderError,
     State,
     TaskState,
@@ -21,6 +23,42 @@ from videos.providers.base import (
     http_client,
     parse_retry_after,
     unreachable,
+)
+
+# Remix turns an 8 s generation into 15 s (PROVIDERS.md: whether -official generations can be
+# remixed is undocumented, so the provider's refusal is shown as it comes).
+REMIX = ExtendSpec(
+    adds_seconds=7,
+    max_total_seconds=15,
+    returns="whole",
+    note="Remix: 8 s to 15 s, same model family; raw returns only the new 7 s.",
+)
+
+MODELS = (
+    ModelSpec(
+        name="veo3.1-fast-official",
+        label="Veo 3.1 Fast",
+        durations=(4, 6, 8),
+        default_duration=8,
+        aspect_ratios=("16:9", "9:16"),
+        resolutions=("720p", "1080p", "4K"),
+        default_resolution="720p",
+        frame_roles=("first", "last"),
+        frame_transports=("url",),
+        extend=REMIX,
+    ),
+    ModelSpec(
+        name="veo3.1-quality-official",
+        label="Veo 3.1 Quality",
+        durations=(4, 6, 8),
+        default_duration=8,
+        aspect_ratios=("16:9", "9:16"),
+        resolutions=("720p", "1080p", "4K"),
+        default_resolution="720p",
+        frame_roles=("first", "last"),
+        frame_transports=("url",),
+        extend=REMIX,
+    ),
 )
 
 # Fields the generations endpoint documents besides model and prompt. Anything else in a
@@ -180,8 +218,7 @@ def parse_status(body: dict[str, Any]) -> TaskState:
             progress=progress,
             error_code=raw_status,
             error_message=(
-                "The provider could not make this video. Change the prompt or frames and "
-                "try again."
+                "The provider could not make this video. Change the prompt or frames and try again."
                 if state is State.FAILED
                 else "The task was cancelled at the provider."
             ),

@@ -49,6 +49,38 @@ class TaskState:
 
 
 @dataclass(frozen=True)
+class ExtendSpec:
+    """How a finished clip of this model can be extended at the same provider."""
+
+    adds_seconds: float
+    max_total_seconds: float
+    # "whole": the provider returns source + new part; "new_part": only the new footage.
+    returns: str = "whole"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What one model accepts. Forms and the extend action read these; nothing else is offered."""
+
+    name: str
+    label: str
+    durations: tuple[int, ...]
+    default_duration: int
+    aspect_ratios: tuple[str, ...]
+    resolutions: tuple[str, ...]
+    default_resolution: str
+    # Which frame slots the model takes ("first", "last", "reference") and how many references.
+    frame_roles: tuple[str, ...] = ()
+    max_references: int = 0
+    # How images reach the provider: "url", "file" (multipart part), "data_uri", "base64".
+    frame_transports: tuple[str, ...] = ("url",)
+    # Prompts the model takes: NewAPI's 15 s models add "prompt_extend".
+    prompts: tuple[str, ...] = ("prompt",)
+    extend: ExtendSpec | None = None
+
+
+@dataclass(frozen=True)
 class FrameInput:
     """An image handed to a provider; which of the forms is used is the client's business."""
 
@@ -65,6 +97,8 @@ class GenerationRequest:
     prompt: str
     params: dict[str, Any] = field(default_factory=dict)
     frames: tuple[FrameInput, ...] = ()
+    # Where the provider should POST status changes (kie, Kling); empty means poll only.
+    callback_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,9 +138,7 @@ class ProviderError(Exception):
         """True when the provider certainly did not accept the request (so no charge)."""
         if self.permanent or self.code == "no_answer":
             return False
-        return self.code == "unreachable" or (self.http_status or 0) in {429} | set(
-            range(500, 600)
-        )
+        return self.code == "unreachable" or (self.http_status or 0) in {429} | set(range(500, 600))
 
     def __str__(self) -> str:
         extra = f" (provider said: {self.provider_message})" if self.provider_message else ""

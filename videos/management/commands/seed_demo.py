@@ -17,12 +17,17 @@ class Command(BaseCommand):
     help = "Seed a demo admin, project and sandbox provider accounts. Safe to run again."
 
     def add_arguments(self, parser):
-        parser.add_argument("--base-url", default="http://127.0.0.1:8000",
-                            help="Where this studio is served; sandbox accounts point under it.")
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where this studio is served; sandbox accounts point under it.",
+        )
 
     def handle(self, *args, base_url: str, **options):
         if not settings.SANDBOX_ENABLED:
-            raise CommandError("The demo uses the provider sandbox, which is off in these settings.")
+            raise CommandError(
+                "The demo uses the provider sandbox, which is off in these settings."
+            )
         base_url = base_url.rstrip("/")
         password_file = settings.DATA_DIR / "demo-login.txt"
         User = get_user_model()
