@@ -51,3 +51,47 @@ def drain_queue(db):
     queue.purge()
     yield queue.drain
     queue.purge()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    from tests.seaweedfs import seaweedfs
+
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_storage(settings, s3_server):
+    """Point default storage at a fresh bucket on the SeaweedFS server."""
+    import uuid
+
+    import boto3
+
+    bucket = f"clips-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name=s3_server.region,
+    ).create_bucket(Bucket=bucket)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": s3_server.endpoint_url,
+                "access_key": s3_server.access_key,
+                "secret_key": s3_server.secret_key,
+                "region_name": s3_server.region,
+                "default_acl": None,
+                "file_overwrite": False,
+                "querystring_auth": True,
+                "addressing_style": "path",
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    return bucket
