@@ -6,6 +6,7 @@ errors answer ``{"error":{"code","message","type"}}`` with the same HTTP status.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -61,8 +62,16 @@ MODELS = (
     ),
 )
 
-# Fields the generations endpoint documents besides model and prompt. Anything else in a
-# request's params is studio-only and never sent.
+# The generations page names its models ``…-official``; the remix page only knows
+# ``veo3.1-fast`` / ``veo3.1-quality`` and requires "the same model as the source video".
+REMIX_MODEL_FOR = {
+    "veo3.1-fast-official": "veo3.1-fast",
+    "veo3.1-quality-official": "veo3.1-quality",
+}
+REMIX_RESOLUTIONS = ("720p", "1080p", "4k")
+
+# Fields the generations endpoint documents besides model, prompt and the frames. Anything
+# else in a request's params is studio-only and never sent.
 GENERATION_FIELDS = (
     "negative_prompt",
     "duration",
@@ -75,6 +84,7 @@ GENERATION_FIELDS = (
     "resize_mode",
     "enhance_prompt",
 )
+INTEGER_FIELDS = {"duration", "seed", "sample_count"}
 
 STATUS_MAP = {
     "pending": State.QUEUED,
@@ -84,6 +94,34 @@ STATUS_MAP = {
     "failed": State.FAILED,
     "cancelled": State.CANCELLED,
 }
+
+# apimart passes Google's refusal through in English or Chinese (安全 safety, 违规 violation,
+# 敏感 sensitive); any of these words means the prompt or frames were refused, not a glitch.
+POLICY_RE = re.compile(
+    r"safety|policy|violat|prohibit|sensitive|moderat|responsible ai|unsafe|安全|违规|敏感",
+    re.IGNORECASE,
+)
+POLICY_MESSAGE = (
+    "The provider refused this prompt or its frames under its content policy. "
+    "Change the prompt or frames and try again."
+)
+MALFORMED_MESSAGE = (
+    "The provider sent an answer the studio could not read. A submission may still have "
+    "been accepted: check the provider's dashboard before sending it again."
+)
+
+
+def remix_model_for(generation_model: str) -> str:
+    """The remix page's name for a generation model's family (``…-official`` dropped).
+
+    Names the remix page already uses, and names it does not know, come back unchanged so
+    apimart itself says what it refuses.
+    """
+    return REMIX_MODEL_FOR.get(generation_model, generation_model)
+
+
+def is_policy_refusal(message: str) -> bool:
+    return bool(POLICY_RE.search(message))
 
 
 class Client:
@@ -95,61 +133,59 @@ class Client:
         return http_client(self.base_url, {"Authorization": f"Bearer {self.credentials.key}"})
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        if not self.credentials.key.strip():
+            # httpx refuses a bare "Bearer " header before anything is sent, which would
+            # otherwise read as a network failure.
+            raise ProviderError(
+                "This provider account has no API key. An admin should add one.",
+                code="no_key",
+                permanent=True,
+            )
         try:
             with self._http() as http:
                 response = http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise unreachable(exc) from exc
-        return self._parse(response)
-
-    @staticmethod
-    def _parse(response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code >= 400 or not isinstance(body, dict) or "error" in body:
-            error = body.get("error") if isinstance(body, dict) else None
-            status = response.status_code
-            provider_message = ""
-            if isinstance(error, dict):
-                provider_message = str(error.get("message") or "")
-                if status < 400 and isinstance(error.get("code"), int):
-                    status = error["code"]
-            elif body is None:
-                provider_message = f"Unreadable answer (HTTP {status}): {response.text[:200]}"
-                if status < 400:
-                    status = 502
-            raise error_for_status(
-                status,
-                provider_message=provider_message,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-        return body
+        return parse_response(response)
 
     def generation_body(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
-        for name in GENERATION_FIELDS:
-            value = request.params.get(name)
-            if value is None or value == "":
-                continue
-            if name == "duration":
-                # The docs warn: a quoted number is an error. Always send a bare integer.
-                value = int(value)
-            if name == "enhance_prompt" and value is not True:
-                # Only ``true`` is accepted; ``false`` is an error, so leave it out.
-                continue
-            body[name] = value
         for frame in request.frames:
+            if not frame.url:
+                raise ProviderError(
+                    "apimart takes frames as public links only. Upload the image somewhere "
+                    "public and try again.",
+                    code="frame_needs_url",
+                    permanent=True,
+                )
             if frame.role == "first":
                 body["first_frame_image"] = frame.url
             elif frame.role == "last":
                 body["last_frame_image"] = frame.url
+        image_to_video = "first_frame_image" in body or "last_frame_image" in body
+        for name in GENERATION_FIELDS:
+            value = request.params.get(name)
+            if value is None or value == "":
+                continue
+            if name in INTEGER_FIELDS:
+                # The docs warn: a quoted number is an error. Always send a bare integer.
+                value = int(value)
+            elif name == "generate_audio":
+                value = _as_bool(value)
+            elif name == "enhance_prompt":
+                # Only ``true`` is accepted; ``false`` is an error, so leave it out.
+                if not _as_bool(value):
+                    continue
+                value = True
+            elif name == "resize_mode" and not image_to_video:
+                # "Not applicable" to text-to-video in the seed's table.
+                continue
+            body[name] = value
         return body
 
     def submit(self, request: GenerationRequest) -> str:
         body = self._request("POST", "/v1/videos/generations", json=self.generation_body(request))
-        return _task_id_from(body)
+        return task_id_from(body)
 
     def remix(
         self,
@@ -161,20 +197,77 @@ class Client:
         aspect_ratio: str | None = None,
         resolution: str | None = None,
     ) -> str:
-        payload: dict[str, Any] = {"model": model, "prompt": prompt, "raw": raw}
+        """Extend a finished 8 s task to 15 s (or, with ``raw``, return only the new 7 s).
+
+        ``model`` may be the source's generation model: it is mapped with
+        :func:`remix_model_for`.
+        """
+        payload: dict[str, Any] = {
+            "model": remix_model_for(model),
+            "prompt": prompt,
+            "raw": bool(raw),
+        }
         if aspect_ratio:
             payload["aspect_ratio"] = aspect_ratio
         if resolution:
-            payload["resolution"] = resolution
+            # The remix page writes "4k" where the generations page writes "4K".
+            lowered = resolution.lower()
+            payload["resolution"] = lowered if lowered in REMIX_RESOLUTIONS else resolution
         body = self._request("POST", f"/v1/videos/{source_task_id}/remix", json=payload)
-        return _task_id_from(body)
+        return task_id_from(body)
 
     def status(self, task_id: str) -> TaskState:
         body = self._request("GET", f"/v1/tasks/{task_id}", params={"language": "en"})
         return parse_status(body)
 
 
-def _task_id_from(body: dict[str, Any]) -> str:
+def parse_response(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a successful answer, or the ProviderError the answer stands for."""
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if status < 400 and not isinstance(body, dict):
+        # A 200 that is not JSON (a gateway's HTML page, a cut-off body) says nothing about
+        # whether the request was taken: transient, but never safe to resend.
+        raise ProviderError(
+            MALFORMED_MESSAGE,
+            code="malformed",
+            http_status=status,
+            retry_after=retry_after,
+            provider_message=f"Unreadable answer (HTTP {status}): {response.text[:200]}",
+        )
+    error = body.get("error") if isinstance(body, dict) else None
+    body_code = body.get("code") if isinstance(body, dict) else None
+    body_failed = isinstance(body_code, int) and body_code >= 400
+    if status < 400 and not error and not body_failed:
+        return body  # type: ignore[return-value]
+    # From here on the answer is an error, whatever the HTTP status said.
+    if status < 400:
+        if isinstance(error, dict) and isinstance(error.get("code"), int):
+            status = error["code"]
+        elif body_failed:
+            status = body_code  # type: ignore[assignment]
+    if status < 400:
+        status = 502
+    if isinstance(body, dict):
+        provider_message = _error_text(error) or str(body.get("message") or body.get("msg") or "")
+    else:
+        provider_message = f"Unreadable answer (HTTP {status}): {response.text[:200]}"
+    if 400 <= status < 500 and is_policy_refusal(provider_message):
+        raise ProviderError(
+            POLICY_MESSAGE,
+            code="content_policy",
+            permanent=True,
+            http_status=status,
+            provider_message=provider_message,
+        )
+    raise error_for_status(status, provider_message=provider_message, retry_after=retry_after)
+
+
+def task_id_from(body: dict[str, Any]) -> str:
     data = body.get("data")
     if isinstance(data, list) and data and isinstance(data[0], dict) and data[0].get("task_id"):
         return str(data[0]["task_id"])
@@ -190,10 +283,12 @@ def _task_id_from(body: dict[str, Any]) -> str:
 
 def parse_status(body: dict[str, Any]) -> TaskState:
     data = body.get("data") or {}
+    if isinstance(data, list):
+        data = data[0] if data and isinstance(data[0], dict) else {}
     raw_status = str(data.get("status") or "").lower()
     # Unknown words mean the provider is still working (PROVIDERS.md, "Facts").
     state = STATUS_MAP.get(raw_status, State.RUNNING)
-    progress = _int(data.get("progress"))
+    progress = max(0, min(100, _int(data.get("progress"))))
     estimate = _int(data.get("estimated_time")) or None
     if state is State.SUCCEEDED:
         url, expires_at = _first_video(data.get("result") or {})
@@ -206,27 +301,53 @@ def parse_status(body: dict[str, Any]) -> TaskState:
                 raw=body,
             )
         return TaskState(
-            State.SUCCEEDED, progress=100, video_url=url, expires_at=expires_at, raw=body
+            State.SUCCEEDED,
+            progress=100,
+            video_url=url,
+            expires_at=expires_at or from_timestamp(data.get("expires_at")),
+            # Once finished, the time it really took is the best estimate for the next one.
+            estimate_seconds=_int(data.get("actual_time")) or estimate,
+            raw=body,
         )
-    if state in {State.FAILED, State.CANCELLED}:
-        error = data.get("error")
-        provider_message = (
-            str(error.get("message") or "") if isinstance(error, dict) else str(error or "")
+    if state is State.CANCELLED:
+        return TaskState(
+            state,
+            progress=progress,
+            error_code=raw_status,
+            error_message="The task was cancelled at the provider.",
+            provider_message=_error_text(data.get("error")),
+            raw=body,
         )
+    if state is State.FAILED:
+        provider_message = _error_text(data.get("error"))
+        if is_policy_refusal(provider_message):
+            return TaskState(
+                state,
+                progress=progress,
+                error_code="content_policy",
+                error_message=POLICY_MESSAGE,
+                provider_message=provider_message,
+                raw=body,
+            )
         return TaskState(
             state,
             progress=progress,
             error_code=raw_status,
             error_message=(
-                "The provider could not make this video. Change the prompt or frames and try again."
-                if state is State.FAILED
-                else "The task was cancelled at the provider."
+                "The provider could not make this video. Try again; if it keeps failing, "
+                "change the prompt or frames."
             ),
             provider_message=provider_message,
             raw=body,
         )
     phase = "Waiting in the provider's queue" if state is State.QUEUED else "Generating"
     return TaskState(state, progress=progress, phase=phase, estimate_seconds=estimate, raw=body)
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or "")
+    return str(error or "")
 
 
 def _first_video(result: dict[str, Any]) -> tuple[str, Any]:
@@ -237,10 +358,16 @@ def _first_video(result: dict[str, Any]) -> tuple[str, Any]:
         url = video.get("url")
         # Documented as an array of strings; a plain string has been seen too.
         if isinstance(url, list):
-            url = next((u for u in url if u), "")
-        if url:
-            return str(url), from_timestamp(video.get("expires_at"))
+            url = next((u for u in url if isinstance(u, str) and u), "")
+        if isinstance(url, str) and url:
+            return url, from_timestamp(video.get("expires_at"))
     return "", None
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
 
 
 def _int(value: Any) -> int:
