@@ -2,10 +2,13 @@
 
 from django.urls import include, path
 
-from sandbox import apimart
+from sandbox import apimart, kie, kling, newapi
 
 app_name = "sandbox"
 
 urlpatterns = [
     path("apimart/", include(apimart.urlpatterns)),
+    path("kie/", include(kie.urlpatterns)),
+    path("kling/", include(kling.urlpatterns)),
+    path("newapi/", include(newapi.urlpatterns)),
 ]

@@ -91,6 +91,8 @@ SANDBOX_TASK_SECONDS = env_float("SANDBOX_TASK_SECONDS", 6.0)
 # Sandbox videos keep the requested duration and aspect ratio but are drawn at most this
 # many pixels on the long edge, so a demo "4K" request renders in seconds, not minutes.
 SANDBOX_MAX_EDGE = env_int("SANDBOX_MAX_EDGE", 1280, minimum=64)
+# The key the kie twin signs its callbacks with (the demo's kie account holds the same key).
+SANDBOX_KIE_WEBHOOK_KEY = env_str("SANDBOX_KIE_WEBHOOK_KEY", "sandbox-kie-webhook-key")
 # The "timeout" fault answers only after this long, beyond PROVIDER_TIMEOUT_SECONDS.
 SANDBOX_TIMEOUT_SECONDS = env_float("SANDBOX_TIMEOUT_SECONDS", 40.0)
 
@@ -198,6 +200,8 @@ TRACK_BUDGET_SECONDS = env_float("TRACK_BUDGET_SECONDS", 45.0)
 # A provider task still unfinished after this long is given up as expired (Kling jobs
 # have been seen to run over an hour).
 TRACK_DEADLINE_SECONDS = env_int("TRACK_DEADLINE_SECONDS", 3 * 3600, minimum=60)
+# Where providers can reach this studio to deliver callbacks (kie, Kling). Empty: poll only.
+PUBLIC_URL = env_str("PUBLIC_URL").rstrip("/")
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 30.0)
 DOWNLOAD_TIMEOUT_SECONDS = env_float("DOWNLOAD_TIMEOUT_SECONDS", 120.0)
 

@@ -113,7 +113,7 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()

@@ -34,6 +34,14 @@ class ClipForm(forms.Form):
             }
         ),
     )
+    prompt_extend = forms.CharField(
+        label="Extension prompt",
+        max_length=2500,
+        help_text="What happens in the last 7 s, after the first 8 s.",
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "The camera pulls back to reveal the bay"}
+        ),
+    )
     negative_prompt = forms.CharField(
         label="Avoid",
         required=False,
@@ -52,10 +60,13 @@ class ClipForm(forms.Form):
         self.fields["model"].choices = [(spec.name, spec.label) for spec in specs]
         spec = self._chosen_spec(specs)
         self.spec = spec
+        if spec is None or "prompt_extend" not in spec.prompts:
+            del self.fields["prompt_extend"]
         if spec is None:
             for name in ("duration", "aspect_ratio", "resolution"):
                 self.fields[name].choices = []
             return
+        self.fields["resolution"].label = spec.resolution_label
         self.fields["duration"].choices = [(d, f"{d} s") for d in spec.durations]
         self.fields["aspect_ratio"].choices = [(a, a) for a in spec.aspect_ratios]
         self.fields["resolution"].choices = [(r, r) for r in spec.resolutions]
@@ -96,6 +107,7 @@ class ClipForm(forms.Form):
             "aspect_ratio": data["aspect_ratio"],
             "resolution": data["resolution"],
         }
-        if data.get("negative_prompt"):
-            params["negative_prompt"] = data["negative_prompt"]
+        for optional in ("negative_prompt", "prompt_extend"):
+            if data.get(optional):
+                params[optional] = data[optional]
         return params

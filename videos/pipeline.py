@@ -20,6 +20,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django_q.tasks import async_task
 from tenacity import (
@@ -38,6 +39,7 @@ from videos.providers import (
     ProviderError,
     State,
     TaskState,
+    accepts_callbacks,
     client_for,
 )
 from videos.providers.base import FrameInput
@@ -72,11 +74,36 @@ def _wait_for(retry_state) -> float:
     return wait_exponential(multiplier=1, min=1, max=20)(retry_state)
 
 
+def callback_url(account: ProviderAccount) -> str:
+    if not settings.PUBLIC_URL or not accepts_callbacks(account.kind):
+        return ""
+    return settings.PUBLIC_URL + reverse("provider-callback", args=[account.kind, account.pk])
+
+
 def build_request(clip: Clip) -> GenerationRequest:
     frames = tuple(FrameInput(role=frame.role, url=frame.source_url) for frame in clip.frames.all())
     return GenerationRequest(
-        model=clip.model, prompt=clip.prompt, params=clip.params, frames=frames
+        model=clip.model,
+        prompt=clip.prompt,
+        params=clip.params,
+        frames=frames,
+        callback_url=callback_url(clip.provider_account),
     )
+
+
+def callback_received(*, account: ProviderAccount, task_ids: tuple[str, ...]) -> bool:
+    """A provider says a task changed: poll it now rather than at the next turn."""
+    clip = (
+        Clip.objects.filter(
+            provider_account=account, provider_task_id__in=task_ids, status=ClipStatus.RUNNING
+        )
+        .only("pk")
+        .first()
+    )
+    if clip is None:
+        return False
+    enqueue("track", clip.pk)
+    return True
 
 
 def submit_clip(*, clip_id: int) -> None:

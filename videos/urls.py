@@ -10,4 +10,9 @@ urlpatterns = [
     path("clips/<int:pk>/", views.clip_detail, name="clip"),
     path("clips/<int:pk>/video.mp4", views.clip_video, name="clip-video"),
     path("clips/<int:pk>/poster.jpg", views.clip_poster, name="clip-poster"),
+    path(
+        "callbacks/<str:kind>/<int:account_id>/",
+        views.provider_callback,
+        name="provider-callback",
+    ),
 ]

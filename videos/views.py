@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from videos import files, services
+from videos import files, pipeline, providers, services
 from videos.forms import ClipForm, ProjectForm
 from videos.models import Clip, Project, ProviderAccount
 
@@ -117,6 +118,20 @@ def clip_video(request: HttpRequest, pk: int) -> HttpResponse:
     return files.serve(
         request, clip.file_key, content_type="video/mp4", filename=f"clip-{clip.pk}.mp4"
     )
+
+
+@csrf_exempt
+@require_POST
+def provider_callback(request: HttpRequest, kind: str, account_id: int) -> JsonResponse:
+    account = get_object_or_404(ProviderAccount, pk=account_id, kind=kind)
+    try:
+        task_ids = providers.callback_task_ids(
+            kind, headers=request.headers, body=request.body, secret=account.secret_key
+        )
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    known = pipeline.callback_received(account=account, task_ids=task_ids)
+    return JsonResponse({"ok": True, "known": known})
 
 
 @login_required

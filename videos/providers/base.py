@@ -70,6 +70,8 @@ class ModelSpec:
     aspect_ratios: tuple[str, ...]
     resolutions: tuple[str, ...]
     default_resolution: str
+    # Kling has modes (std/pro) where the others have resolutions: the form's label follows.
+    resolution_label: str = "Resolution"
     # Which frame slots the model takes ("first", "last", "reference") and how many references.
     frame_roles: tuple[str, ...] = ()
     max_references: int = 0

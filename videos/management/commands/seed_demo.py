@@ -10,7 +10,21 @@ from videos.models import Membership, Project, ProviderAccount, ProviderKind, Ro
 
 SANDBOX_ACCOUNTS = [
     (ProviderKind.APIMART, "apimart (sandbox)", "apimart"),
+    (ProviderKind.NEWAPI, "NewAPI 15 s (sandbox)", "newapi"),
+    (ProviderKind.KIE, "kie.ai (sandbox)", "kie"),
+    (ProviderKind.KLING, "Kling (sandbox)", "kling"),
 ]
+
+
+def sandbox_credentials(kind: str) -> tuple[str, str]:
+    """Keys the twins accept: any bearer key; for Kling an access key whose secret follows
+    the twin's rule; for kie, the webhook key its callbacks are signed with."""
+    if kind == ProviderKind.KLING:
+        access_key = f"AK{secrets.token_hex(8)}"
+        return access_key, f"sandbox-secret-{access_key}"
+    if kind == ProviderKind.KIE:
+        return f"sk-sandbox-kie-{secrets.token_hex(8)}", settings.SANDBOX_KIE_WEBHOOK_KEY
+    return f"sk-sandbox-{kind}-{secrets.token_hex(8)}", ""
 
 
 class Command(BaseCommand):
@@ -44,9 +58,10 @@ class Command(BaseCommand):
             project = Project.objects.create(name="Demo project", created_by=user)
         Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.ADMIN})
         for kind, label, path in SANDBOX_ACCOUNTS:
-            account = ProviderAccount.objects.filter(label=label).first() or ProviderAccount(
-                kind=kind, label=label, credential=f"sk-sandbox-{path}-{secrets.token_hex(8)}"
-            )
+            account = ProviderAccount.objects.filter(label=label).first()
+            if account is None:
+                key, secret = sandbox_credentials(kind)
+                account = ProviderAccount(kind=kind, label=label, credential=key, secret_key=secret)
             # The port can change between runs; keep the sandbox URL pointing at this server.
             account.base_url = f"{base_url}/sandbox/{path}"
             account.save()
