@@ -93,7 +93,7 @@ def render_mp4(
                 image = background.copy()
                 draw = ImageDraw.Draw(image)
                 # A sun that travels across the frame: motion that continues across segments.
-                x = int((width + 2 * radius) * ((t / 16) % 1.0)) - radius
+                x = int(width * (0.12 + 0.76 * ((t / 20) % 1.0)))
                 y = int(height * 0.45 + math.sin(t * 1.3) * height * 0.12)
                 draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 214, 120))
                 draw.rectangle((0, int(height * 0.72), width, height), fill=(0, 0, 0))

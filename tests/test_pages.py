@@ -197,3 +197,33 @@ def test_credentials_are_encrypted_at_rest(account):
     assert stored.startswith("gAAAA")  # a Fernet token
     assert ProviderAccount.objects.get(pk=account.pk).credential == "sk-live-0123456789abcdef"
     assert account.credential_last4 == "cdef"
+
+
+def test_refreshing_the_form_keeps_the_chosen_settings_selected(client, user, project, account):
+    client.force_login(user)
+    html = client.get(
+        f"/projects/{project.pk}/clips/new/",
+        {
+            "provider_account": account.pk,
+            "model": "veo3.1-quality-official",
+            "duration": "6",
+            "aspect_ratio": "9:16",
+            "resolution": "4K",
+        },
+        headers={"HX-Request": "true"},
+    ).content.decode()
+    assert html.lstrip().startswith('<div id="clip-fields"')
+    assert '<option value="veo3.1-quality-official" selected>' in html
+    assert '<option value="6" selected>6 s</option>' in html
+    assert '<option value="9:16" selected>' in html
+    assert '<option value="4K" selected>' in html
+
+
+def test_a_setting_the_new_model_lacks_falls_back_to_its_default(client, user, project, account):
+    client.force_login(user)
+    html = client.get(
+        f"/projects/{project.pk}/clips/new/",
+        {"provider_account": account.pk, "model": "veo3.1-fast-official", "duration": "15"},
+        headers={"HX-Request": "true"},
+    ).content.decode()
+    assert '<option value="8" selected>8 s</option>' in html

@@ -70,10 +70,19 @@ class ClipForm(forms.Form):
         self.fields["duration"].choices = [(d, f"{d} s") for d in spec.durations]
         self.fields["aspect_ratio"].choices = [(a, a) for a in spec.aspect_ratios]
         self.fields["resolution"].choices = [(r, r) for r in spec.resolutions]
-        self.fields["model"].initial = spec.name
-        self.fields["duration"].initial = spec.default_duration
-        self.fields["aspect_ratio"].initial = spec.aspect_ratios[0]
-        self.fields["resolution"].initial = spec.default_resolution
+        defaults = {
+            "model": spec.name,
+            "duration": spec.default_duration,
+            "aspect_ratio": spec.aspect_ratios[0],
+            "resolution": spec.default_resolution,
+        }
+        for name, default in defaults.items():
+            # Values re-sent by the HTMX refresh arrive as strings ("8"); keep one the new
+            # model offers, as its own choice value, so the select shows it selected.
+            # Anything the model does not offer falls back to the model's default.
+            wanted = str(self.initial.get(name, ""))
+            offered = [value for value, _ in self.fields[name].choices]
+            self.initial[name] = next((v for v in offered if str(v) == wanted), default)
 
     def _value(self, name: str) -> str | None:
         if self.is_bound:

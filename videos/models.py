@@ -217,6 +217,14 @@ class Clip(models.Model):
         return bool(self.file_key)
 
     @property
+    def elapsed_seconds(self) -> float | None:
+        """Time since the provider took the task (or since it finished, when it has)."""
+        if self.submitted_at is None:
+            return None
+        end = self.provider_done_at or self.finished_at or timezone.now()
+        return (end - self.submitted_at).total_seconds()
+
+    @property
     def requested_duration(self) -> int | None:
         value = self.params.get("duration")
         return int(value) if value is not None else None
