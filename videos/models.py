@@ -27,6 +27,13 @@ class ProjectQuerySet(models.QuerySet["Project"]):
 
 class Project(models.Model):
     name = models.CharField(max_length=120)
+    budget = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Optional spending limit in USD; a submission that would pass it is refused.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -77,6 +84,10 @@ class ProviderAccountQuerySet(models.QuerySet["ProviderAccount"]):
     def enabled(self) -> ProviderAccountQuerySet:
         return self.filter(is_enabled=True)
 
+    def enabled_for(self, project: Project) -> ProviderAccountQuerySet:
+        """The accounts a project may spend with: enabled, and open to all or assigned to it."""
+        return self.enabled().filter(Q(all_projects=True) | Q(projects=project)).distinct()
+
 
 class ProviderAccount(models.Model):
     kind = models.CharField(max_length=16, choices=ProviderKind.choices)
@@ -91,6 +102,20 @@ class ProviderAccount(models.Model):
     secret_key = EncryptedTextField(blank=True, default="")
     credential_last4 = models.CharField(max_length=4, blank=True, editable=False)
     is_enabled = models.BooleanField(default=True)
+    all_projects = models.BooleanField(
+        default=True, help_text="Offer this account to every project, not only those chosen."
+    )
+    projects = models.ManyToManyField(Project, blank=True, related_name="provider_accounts")
+    unit_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=(
+            "What one unit of the provider's reported cost (credits, units) costs in USD. "
+            "Empty: the provider reports money, or costs are estimated from the price table."
+        ),
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ProviderAccountQuerySet.as_manager()
@@ -124,6 +149,12 @@ class ClipStatus(models.TextChoices):
         return frozenset({cls.RUNNING})
 
 
+class ClipKind(models.TextChoices):
+    GENERATE = "generate", "Generation"
+    EXTEND = "extend", "Extension"
+    CONTINUE = "continue", "Continuation from the last frame"
+
+
 class ClipQuerySet(models.QuerySet["Clip"]):
     def for_user(self, user) -> ClipQuerySet:
         if not user.is_authenticated:
@@ -142,6 +173,17 @@ class Clip(models.Model):
     # Extension chains: a clip made by extending another points at it.
     parent = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    kind = models.CharField(max_length=16, choices=ClipKind.choices, default=ClipKind.GENERATE)
+    # Among the takes that extend one parent, the one that continues the chain's main line.
+    is_main_line = models.BooleanField(default=False)
+    # Where this clip's new footage starts in its own video: 0 for generations and for
+    # providers that return only the new part; the source's length when the provider
+    # returns the whole extended video (the timeline then skips the repeated part).
+    new_from_seconds = models.FloatField(default=0)
+    # "Retry" makes a new clip on the creator's click; it remembers the one it retries.
+    retry_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
     provider_account = models.ForeignKey(
         ProviderAccount, on_delete=models.PROTECT, related_name="clips"
@@ -170,7 +212,9 @@ class Clip(models.Model):
     error_code = models.CharField(max_length=80, blank=True)
     error_message = models.TextField(blank=True)
     provider_message = models.TextField(blank=True)
+    # What the provider reported, in its own units (Kling units, kie credits, …).
     cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    estimated_cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
@@ -193,6 +237,9 @@ class Clip(models.Model):
                 fields=["provider_account", "provider_task_id"],
                 condition=~Q(provider_task_id=""),
                 name="one_clip_per_provider_task",
+            ),
+            models.UniqueConstraint(
+                fields=["parent"], condition=Q(is_main_line=True), name="one_main_take_per_parent"
             ),
         ]
         indexes = [
@@ -412,3 +459,189 @@ class Frame(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} of clip {self.clip_id}"
+
+
+class ModelPrice(models.Model):
+    """The price table estimates are made from; admins edit it."""
+
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    model = models.CharField(max_length=80)
+    per_clip = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    per_second = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "model"], name="one_price_per_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.model}"
+
+
+class LedgerEntry(models.Model):
+    """One paid submission: what it was expected to cost and what it did cost."""
+
+    clip = models.OneToOneField(Clip, on_delete=models.PROTECT, related_name="ledger_entry")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="ledger")
+    provider_account = models.ForeignKey(
+        ProviderAccount, on_delete=models.PROTECT, related_name="ledger"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    model = models.CharField(max_length=80)
+    estimated_cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    actual_cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    # True when the provider reported no cost and the estimate stands in for it.
+    actual_is_estimate = models.BooleanField(default=False)
+    # The provider charged although the clip failed.
+    failed_but_charged = models.BooleanField(default=False)
+    submitted_at = models.DateTimeField(default=timezone.now)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Usage pages: a project's spending by day.
+            models.Index(fields=["project", "submitted_at"], name="ledger_project_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Ledger entry for clip {self.clip_id}"
+
+    @property
+    def amount(self):
+        return self.actual_cost if self.actual_cost is not None else self.estimated_cost
+
+
+class AuditEvent(models.Model):
+    """Who added, changed, rotated or disabled a key, and who spent what."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    action = models.CharField(max_length=40)
+    project = models.ForeignKey(Project, on_delete=models.SET_NULL, null=True, blank=True)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The audit page: newest first.
+            models.Index(fields=["-created_at"], name="audit_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target}"
+
+
+class CommentScope(models.TextChoices):
+    CLIP = "clip", "Clip"
+    CHAIN = "chain", "Chain"
+
+
+class Comment(models.Model):
+    """A reviewer's note at a timecode, on a clip or on a whole chain (clip = chain root)."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="comments")
+    scope = models.CharField(max_length=8, choices=CommentScope.choices, default=CommentScope.CLIP)
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    body = models.TextField(max_length=4000)
+    timecode = models.FloatField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(timecode__isnull=True) | Q(timecode__gte=0),
+                name="timecode_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Comment {self.pk} on clip {self.clip_id}"
+
+
+class Verdict(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    CHANGES_REQUESTED = "changes", "Changes requested"
+
+
+class Decision(models.Model):
+    """An approval or a request for changes, on a clip or a chain; a user's latest counts."""
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="decisions")
+    scope = models.CharField(max_length=8, choices=CommentScope.choices, default=CommentScope.CLIP)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    note = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.get_verdict_display()} by {self.user}"
+
+
+class Activity(models.Model):
+    """The project's feed: generations, extensions, comments and decisions."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="activities")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    verb = models.CharField(max_length=40)
+    clip = models.ForeignKey(
+        Clip, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    summary = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # The project feed: newest first.
+            models.Index(fields=["project", "-created_at"], name="activity_project_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Stitching"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class ChainExport(models.Model):
+    """The main line of a chain stitched into one MP4 (PyAV), stored like a clip's video."""
+
+    root = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="exports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    segments = models.JSONField(default=list, help_text="Clip ids of the main line, in order.")
+    status = models.CharField(
+        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    file_key = models.CharField(max_length=300, blank=True)
+    file_size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    stream_copied = models.BooleanField(default=False)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} of chain {self.root_id}"

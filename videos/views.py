@@ -76,7 +76,7 @@ def clip_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = _project_for(request, pk)
     if project.role_of(request.user) not in {"admin", "creator"}:
         raise PermissionDenied("Reviewers cannot generate clips.")
-    accounts = ProviderAccount.objects.enabled().order_by("label", "pk")
+    accounts = ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
     if request.method == "POST":
         form = ClipForm(request.POST, accounts=accounts)
         if form.is_valid():
