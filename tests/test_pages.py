@@ -227,3 +227,23 @@ def test_a_setting_the_new_model_lacks_falls_back_to_its_default(client, user, p
         headers={"HX-Request": "true"},
     ).content.decode()
     assert '<option value="8" selected>8 s</option>' in html
+
+
+def test_the_video_answers_range_requests_so_the_player_can_seek(client, user, clip):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    key = default_storage.save("clips/range-test.mp4", ContentFile(bytes(range(256)) * 40))
+    Clip.objects.filter(pk=clip.pk).update(file_key=key, status=ClipStatus.READY)
+    client.force_login(user)
+
+    partial = client.get(f"/clips/{clip.pk}/video.mp4", headers={"Range": "bytes=100-199"})
+    assert partial.status_code == 206
+    assert partial["Content-Range"] == "bytes 100-199/10240"
+    assert b"".join(partial.streaming_content) == (bytes(range(256)) * 40)[100:200]
+
+    tail = client.get(f"/clips/{clip.pk}/video.mp4", headers={"Range": "bytes=-10"})
+    assert b"".join(tail.streaming_content) == (bytes(range(256)) * 40)[-10:]
+
+    beyond = client.get(f"/clips/{clip.pk}/video.mp4", headers={"Range": "bytes=99999-"})
+    assert beyond.status_code == 416
