@@ -1,9 +1,15 @@
 from __future__ import annotations
 
-from django import forms
+from dataclasses import replace
+from decimal import Decimal
 
-from videos import providers
-from videos.models import Project, ProviderAccount
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from videos import frames, pricing, providers
+from videos.frames import FrameError, NewFrame
+from videos.models import Clip, ClipStatus, Frame, Project, ProviderAccount
 
 
 class ProjectForm(forms.ModelForm):
@@ -14,6 +20,46 @@ class ProjectForm(forms.ModelForm):
         widgets = {
             "name": forms.TextInput(attrs={"placeholder": "Spring campaign", "autofocus": True})
         }
+
+
+IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
+# What the creator typed survives the HTMX redraw that follows a change of model, even
+# when the redraw lands after they started typing.
+PRESERVE = {"hx-preserve": "true"}
+
+TRANSPORT_LABELS = {
+    "file": "As file uploads",
+    "base64": "As Base64 in the request",
+    "data_uri": "As data: URIs in the request",
+    "url": "As expiring links to the stored images",
+}
+
+
+class MultipleFileInput(forms.FileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one <input multiple>, in the order the browser sent them."""
+
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data if item]
+        return [single(data, initial)] if data else []
+
+
+def _link_field(label: str) -> forms.CharField:
+    # Unbounded: a pasted data: URI is as long as its image; frames.from_link limits it.
+    return forms.CharField(
+        label=label,
+        required=False,
+        widget=forms.TextInput(
+            attrs={"placeholder": "https://… or data:image/png;base64,…", "spellcheck": "false"}
+        ),
+    )
 
 
 class ClipForm(forms.Form):
@@ -31,6 +77,7 @@ class ClipForm(forms.Form):
             attrs={
                 "rows": 5,
                 "placeholder": "A golden retriever running on the beach at sunset, cinematic",
+                **PRESERVE,
             }
         ),
     )
@@ -39,29 +86,71 @@ class ClipForm(forms.Form):
         max_length=2500,
         help_text="What happens in the last 7 s, after the first 8 s.",
         widget=forms.Textarea(
-            attrs={"rows": 3, "placeholder": "The camera pulls back to reveal the bay"}
+            attrs={
+                "rows": 3,
+                "placeholder": "The camera pulls back to reveal the bay",
+                **PRESERVE,
+            }
         ),
     )
     negative_prompt = forms.CharField(
         label="Avoid",
         required=False,
         max_length=2500,
-        widget=forms.TextInput(attrs={"placeholder": "blurry, low quality, watermark"}),
+        widget=forms.TextInput(attrs={"placeholder": "blurry, low quality, watermark", **PRESERVE}),
     )
     duration = forms.TypedChoiceField(label="Duration", coerce=int)
     aspect_ratio = forms.ChoiceField(label="Aspect ratio")
     resolution = forms.ChoiceField(label="Resolution")
 
-    def __init__(self, *args, accounts, **kwargs) -> None:
+    first_frame = forms.FileField(
+        label="First frame", required=False, widget=forms.FileInput(attrs={"accept": IMAGE_ACCEPT})
+    )
+    first_frame_link = _link_field("First frame link")
+    last_frame = forms.FileField(
+        label="Last frame", required=False, widget=forms.FileInput(attrs={"accept": IMAGE_ACCEPT})
+    )
+    last_frame_link = _link_field("Last frame link")
+    references = MultipleFileField(
+        label="Reference images",
+        required=False,
+        widget=MultipleFileInput(attrs={"accept": IMAGE_ACCEPT}),
+    )
+    reference_links = forms.CharField(
+        label="Reference links",
+        required=False,
+        help_text="One link or data: URI per line.",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "https://…", "spellcheck": "false"}),
+    )
+    frame_transport = forms.ChoiceField(
+        label="Send images as",
+        required=False,
+        help_text="How your images reach the provider. The preselected way is the most reliable.",
+    )
+    # "Use as template": the clip whose stored frames are offered again, and those kept.
+    from_clip = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    keep_frames = forms.ModelMultipleChoiceField(
+        queryset=Frame.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    SLOTS = {
+        "first": ("first_frame", "first_frame_link"),
+        "last": ("last_frame", "last_frame_link"),
+    }
+
+    def __init__(self, *args, accounts, project: Project | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["provider_account"].queryset = accounts
+        self.new_frames: list[NewFrame] = []
         account = self._chosen_account(accounts)
+        self.account = account
         specs = providers.models_for(account.kind) if account else ()
         self.fields["model"].choices = [(spec.name, spec.label) for spec in specs]
         spec = self._chosen_spec(specs)
         self.spec = spec
         if spec is None or "prompt_extend" not in spec.prompts:
             del self.fields["prompt_extend"]
+        self._setup_frames(spec, project)
         if spec is None:
             for name in ("duration", "aspect_ratio", "resolution"):
                 self.fields[name].choices = []
@@ -76,6 +165,8 @@ class ClipForm(forms.Form):
             "aspect_ratio": spec.aspect_ratios[0],
             "resolution": spec.default_resolution,
         }
+        if "frame_transport" in self.fields:
+            defaults["frame_transport"] = frames.default_transport(self.transports)
         for name, default in defaults.items():
             # Values re-sent by the HTMX refresh arrive as strings ("8"); keep one the new
             # model offers, as its own choice value, so the select shows it selected.
@@ -83,6 +174,78 @@ class ClipForm(forms.Form):
             wanted = str(self.initial.get(name, ""))
             offered = [value for value, _ in self.fields[name].choices]
             self.initial[name] = next((v for v in offered if str(v) == wanted), default)
+
+    # --- what the chosen model accepts ---------------------------------------------------
+
+    def _setup_frames(self, spec: providers.ModelSpec | None, project: Project | None) -> None:
+        roles = spec.frame_roles if spec else ()
+        self.roles = roles
+        self.transports = frames.usable_transports(spec.frame_transports) if spec else ()
+        for role, names in self.SLOTS.items():
+            if role not in roles:
+                for name in names:
+                    del self.fields[name]
+        if "reference" not in roles:
+            del self.fields["references"], self.fields["reference_links"]
+        else:
+            self.fields["references"].label = f"Reference images (up to {spec.max_references})"
+        if len(self.transports) > 1:
+            self.fields["frame_transport"].choices = [
+                (t, TRANSPORT_LABELS.get(t, t)) for t in self.transports
+            ]
+        else:
+            del self.fields["frame_transport"]
+        self.template_frames: list[Frame] = []
+        self.image_rules = frames.requirements_text(self.account.kind) if self.account else ""
+        if project is not None:
+            self.fields["keep_frames"].queryset = Frame.objects.filter(clip__project=project)
+            template_id = self._value("from_clip")
+            if template_id and template_id.isdigit():
+                self.template_frames = frames.ordered(
+                    Frame.objects.filter(clip__project=project, clip_id=int(template_id))
+                )
+
+    @property
+    def mixes_frames_and_references(self) -> bool:
+        """The model has both kinds of slot but takes only one kind at a time (kie)."""
+        return "reference" in self.roles and bool({"first", "last"} & set(self.roles))
+
+    def template_frames_for(self, role: str) -> list[tuple[Frame, bool]]:
+        """The template's stored frames for one slot, each with whether it is kept."""
+        if self.is_bound:
+            name = self.add_prefix("keep_frames")
+            getlist = getattr(self.data, "getlist", None)
+            kept = set(getlist(name) if getlist else self.data.get(name) or ())
+            kept = {str(pk) for pk in kept}
+        else:
+            kept = {str(pk) for pk in self.initial.get("keep_frames") or ()}
+        return [(f, str(f.pk) in kept) for f in self.template_frames if f.role == role]
+
+    def slots(self) -> list[dict]:
+        """The frame slots this model takes, in order, for the template."""
+        result = []
+        for role, (file_name, link_name) in self.SLOTS.items():
+            if role in self.roles:
+                result.append(
+                    {
+                        "role": role,
+                        "file": self[file_name],
+                        "link": self[link_name],
+                        "kept": self.template_frames_for(role),
+                        "multiple": False,
+                    }
+                )
+        if "reference" in self.roles:
+            result.append(
+                {
+                    "role": "reference",
+                    "file": self["references"],
+                    "link": self["reference_links"],
+                    "kept": self.template_frames_for("reference"),
+                    "multiple": True,
+                }
+            )
+        return result
 
     def _value(self, name: str) -> str | None:
         if self.is_bound:
@@ -101,13 +264,125 @@ class ClipForm(forms.Form):
         chosen = self._value("model")
         return next((s for s in specs if s.name == chosen), specs[0] if specs else None)
 
+    def estimated_cost(self) -> Decimal | None:
+        if self.account is None or self.spec is None:
+            return None
+        duration = self._value("duration")
+        seconds = int(duration) if duration and str(duration).isdigit() else None
+        if seconds not in self.spec.durations:
+            seconds = self.spec.default_duration
+        return pricing.estimate_cost(self.account.kind, self.spec.name, seconds)
+
+    # --- checking ------------------------------------------------------------------------
+
     def clean(self):
         cleaned = super().clean()
         account = cleaned.get("provider_account")
         model = cleaned.get("model")
         if account and model and providers.model_spec(account.kind, model) is None:
             self.add_error("model", f"{account.label} does not offer this model.")
+            return cleaned
+        if account is None or model is None or self.spec is None:
+            return cleaned
+        self._clean_frames(account.kind)
         return cleaned
+
+    def _clean_frames(self, kind: str) -> None:
+        spec = self.spec
+        data = self.cleaned_data
+        chosen: dict[str, list[NewFrame]] = {"first": [], "last": [], "reference": []}
+        failed: set[str] = set()
+
+        kept = [f for f in data.get("keep_frames") or () if f in self.template_frames]
+        for frame in kept:
+            if frame.role not in self.roles:
+                self.add_error(
+                    "keep_frames",
+                    f"{spec.label} takes no {frame.get_role_display().lower()} images. "
+                    "Untick it or pick a model that does.",
+                )
+                continue
+            try:
+                frames.check_stored(frame, kind=kind)
+            except FrameError as exc:
+                self.add_error("keep_frames", str(exc))
+                continue
+            chosen[frame.role].append(frames.copy_of(frame))
+
+        for role, (file_name, link_name) in self.SLOTS.items():
+            if role not in self.roles:
+                continue
+            upload, link = data.get(file_name), (data.get(link_name) or "").strip()
+            if upload and link:
+                self.add_error(link_name, "Choose a file or paste a link, not both.")
+                failed.add(role)
+                continue
+            try:
+                if upload:
+                    new = frames.from_upload(upload, kind=kind, role=role)
+                elif link:
+                    new = frames.from_link(link, kind=kind, role=role)
+                else:
+                    continue
+            except FrameError as exc:
+                self.add_error(file_name if upload else link_name, str(exc))
+                failed.add(role)
+                continue
+            # A new image replaces the template's image in the same slot.
+            chosen[role] = [new]
+
+        if "reference" in self.roles:
+            for upload in data.get("references") or ():
+                try:
+                    chosen["reference"].append(
+                        frames.from_upload(upload, kind=kind, role="reference")
+                    )
+                except FrameError as exc:
+                    self.add_error("references", f"{upload.name}: {exc}")
+                    failed.add("reference")
+            for line in (data.get("reference_links") or "").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    chosen["reference"].append(frames.from_link(line, kind=kind, role="reference"))
+                except FrameError as exc:
+                    self.add_error("reference_links", str(exc))
+                    failed.add("reference")
+            if len(chosen["reference"]) > spec.max_references:
+                self.add_error(
+                    "references",
+                    f"{spec.label} takes up to {spec.max_references} reference images; "
+                    f"you gave {len(chosen['reference'])}. Remove some.",
+                )
+
+        has_first = bool(chosen["first"]) or "first" in failed
+        if chosen["last"] and not has_first:
+            self.add_error("last_frame", "A last frame needs a first frame too. Add a first frame.")
+        if "first" in self.roles and not has_first and frames.first_frame_required(kind, spec.name):
+            self.add_error("first_frame", f"{spec.label} animates an image: add a first frame.")
+        if chosen["reference"] and (chosen["first"] or chosen["last"]):
+            self.add_error(
+                "references",
+                f"{spec.label} takes either first/last frames or reference images, not both.",
+            )
+
+        new_frames = [
+            replace(frame, position=index)
+            for role in ("first", "last", "reference")
+            for index, frame in enumerate(chosen[role])
+        ]
+        stored = [f for f in new_frames if f.needs_link]
+        if stored and not self.transports:
+            # The provider takes links only and the studio cannot give it one.
+            message = (
+                f"{self.account.label} fetches images from a link, and this studio has no "
+                "public address for stored images (an admin sets PUBLIC_URL). Paste a public "
+                "image link instead."
+            )
+            for role in {f.role for f in stored}:
+                field = {"first": "first_frame", "last": "last_frame"}.get(role, "references")
+                self.add_error(field, message)
+        self.new_frames = new_frames
 
     def params(self) -> dict:
         data = self.cleaned_data
@@ -119,4 +394,102 @@ class ClipForm(forms.Form):
         for optional in ("negative_prompt", "prompt_extend"):
             if data.get(optional):
                 params[optional] = data[optional]
+        if self.roles and self.transports:
+            params["frame_transport"] = data.get("frame_transport") or frames.default_transport(
+                self.transports
+            )
         return params
+
+
+def initial_from_clip(clip: Clip) -> dict:
+    """The new-clip form filled in from an earlier clip ("Use as template")."""
+    params = clip.params or {}
+    initial = {
+        "provider_account": clip.provider_account_id,
+        "model": clip.model,
+        "prompt": clip.prompt,
+        "from_clip": clip.pk,
+        "keep_frames": [frame.pk for frame in clip.frames.all()],
+    }
+    for name in (
+        "prompt_extend",
+        "negative_prompt",
+        "duration",
+        "aspect_ratio",
+        "resolution",
+        "frame_transport",
+    ):
+        if params.get(name) not in (None, ""):
+            initial[name] = params[name]
+    return initial
+
+
+class LibraryFilterForm(forms.Form):
+    """The project library's filters, read from the query string."""
+
+    q = forms.CharField(label="Search prompts", required=False, max_length=200)
+    status = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=[("", "Any status"), *ClipStatus.choices],
+        error_messages={"invalid_choice": "No such status; showing every status."},
+    )
+    provider = forms.ModelChoiceField(
+        label="Provider",
+        required=False,
+        queryset=ProviderAccount.objects.none(),
+        empty_label="Any provider",
+        error_messages={"invalid_choice": "No such provider in this project; showing all."},
+    )
+    creator = forms.ModelChoiceField(
+        label="Creator",
+        required=False,
+        queryset=get_user_model().objects.none(),
+        empty_label="Anyone",
+        error_messages={"invalid_choice": "No such creator in this project; showing everyone."},
+    )
+    page = forms.IntegerField(
+        required=False,
+        min_value=1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "That is not a page number; showing the first page.",
+            "min_value": "Pages start at 1; showing the first page.",
+        },
+    )
+
+    def __init__(self, *args, project: Project, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["q"].widget.attrs["placeholder"] = "Search prompts"
+        self.fields["q"].widget.attrs["type"] = "search"
+        # Subqueries, not joins: a join over 500 clips would repeat each account or user.
+        self.fields["provider"].queryset = ProviderAccount.objects.filter(
+            pk__in=project.clips.values("provider_account")
+        ).order_by("label", "pk")
+        self.fields["creator"].queryset = (
+            get_user_model()
+            .objects.filter(
+                Q(pk__in=project.memberships.values("user"))
+                | Q(pk__in=project.clips.values("created_by"))
+            )
+            .order_by("username", "pk")
+        )
+        self.fields["creator"].label_from_instance = lambda user: user.get_username()
+
+    def filter(self, clips):
+        """The clips that match the valid filters; a bad value is reported, not applied."""
+        self.is_valid()
+        data = self.cleaned_data
+        if data.get("q"):
+            clips = clips.filter(prompt__icontains=data["q"])
+        if data.get("status"):
+            clips = clips.filter(status=data["status"])
+        if data.get("provider"):
+            clips = clips.filter(provider_account=data["provider"])
+        if data.get("creator"):
+            clips = clips.filter(created_by=data["creator"])
+        return clips
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(self.cleaned_data.get(name) for name in ("q", "status", "provider", "creator"))
