@@ -64,3 +64,48 @@ def poster_jpeg(source: str | BinaryIO, *, at_seconds: float = 1.0, max_width: i
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=82, optimize=True)
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Still:
+    content: bytes
+    width: int
+    height: int
+    content_type: str = "image/jpeg"
+
+
+def last_frame(source: str | BinaryIO, *, min_short_side: int = 0, quality: int = 95) -> Still:
+    """The video's last frame as a JPEG: the first frame of a continuation.
+
+    Kept at full size, or scaled up to ``min_short_side`` when the next provider refuses
+    smaller images. Seeks to a keyframe shortly before the end instead of decoding the
+    whole video, which matters for chains several minutes long.
+    """
+    image: Image.Image | None = None
+    try:
+        with av.open(source) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if stream.duration and stream.time_base:
+                # Lands on the keyframe before this point; decoding runs on to the end.
+                container.seek(max(0, stream.duration - int(2 / stream.time_base)), stream=stream)
+            for frame in container.decode(stream):
+                image = frame.to_image()
+            if image is None:
+                # A seek past the last keyframe's data on some files: read from the start.
+                container.seek(0, stream=stream)
+                for frame in container.decode(stream):
+                    image = frame.to_image()
+    except (av.FFmpegError, IndexError) as exc:
+        raise NotAVideo(f"No frame could be read: {exc}") from exc
+    if image is None:
+        raise NotAVideo("The video has no frames.")
+    short = min(image.width, image.height)
+    if short < min_short_side:
+        scale = min_short_side / short
+        image = image.resize(
+            (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
+        )
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return Still(content=buffer.getvalue(), width=image.width, height=image.height)

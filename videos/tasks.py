@@ -1,5 +1,6 @@
 """django-q2 entry points: thin functions that take a clip id and make one pipeline call."""
 
+from videos import export as stitching
 from videos import pipeline
 
 
@@ -21,3 +22,7 @@ def poster(clip_id: int) -> None:
 
 def resume_stalled() -> dict[str, int]:
     return pipeline.resume_stalled()
+
+
+def export(export_id: int) -> None:
+    stitching.run_export(export_id=export_id)

@@ -1,0 +1,442 @@
+"""Chains: extending a clip at its provider, continuing from its last frame, the main line.
+
+A chain is a root clip and every clip made from it (``Clip.parent``). Each clip may have
+several takes after it (alternatives); the main line goes root -> the main take at each
+step. Each provider's extension rules are checked here, before anything is sent, so a
+refusal costs nothing and says why.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from videos import frames as frame_store
+from videos import media, providers, review, services
+from videos.models import (
+    ChainExport,
+    Clip,
+    ClipKind,
+    ClipStatus,
+    FrameRole,
+    ProviderAccount,
+    ProviderKind,
+    Role,
+)
+from videos.pipeline import enqueue
+from videos.providers import ModelSpec
+
+# Kling adds "4-5 s" per extension: the worst case decides whether 3 minutes would be passed.
+KLING_MOST_ADDED_SECONDS = 5.0
+# Kling deletes its media after 30 days, and only videos it still holds can be extended.
+KLING_EXTEND_WITHIN = timedelta(days=30)
+# apimart's remix turns an 8 s generation into 15 s, nothing else.
+APIMART_REMIX_SOURCE_SECONDS = 8
+
+
+class ChainError(Exception):
+    """A chain action the studio refuses, with the reason in plain words."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def can_generate(role: str | None) -> bool:
+    """Creators and admins generate, extend, continue and spend; reviewers do not."""
+    return role in {Role.ADMIN, Role.CREATOR}
+
+
+# --- extending at the provider ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtendOffer:
+    """What "Extend" will do for one clip, for the form and the button."""
+
+    provider: str
+    adds_seconds: float
+    most_seconds: float
+    whole_video: bool
+    offers_raw: bool
+    note: str
+
+
+def _spec(clip: Clip) -> ModelSpec | None:
+    return providers.model_spec(clip.provider_account.kind, clip.model)
+
+
+def extend_refusal(clip: Clip, *, now: datetime | None = None) -> str | None:
+    """Why this clip cannot be extended at its provider, or None when it can."""
+    account = clip.provider_account
+    kind = account.kind
+    if kind == ProviderKind.NEWAPI:
+        return (
+            "NewAPI has no way to extend a finished video. Use “Continue from last frame” "
+            "to carry on from its last frame, with any provider."
+        )
+    spec = _spec(clip)
+    if spec is None or spec.extend is None:
+        return (
+            f"{clip.model} videos cannot be extended at {account.label}. Use “Continue from "
+            "last frame” instead."
+        )
+    if clip.status != ClipStatus.READY or not clip.has_video or not clip.provider_task_id:
+        return "Only a clip that finished successfully can be extended."
+    if not ProviderAccount.objects.enabled_for(clip.project).filter(pk=account.pk).exists():
+        return f"The {account.label} account is no longer open to this project."
+    duration = clip.duration_seconds or 0.0
+    adds = spec.extend.adds_seconds
+    if kind == ProviderKind.APIMART:
+        if clip.kind == ClipKind.EXTEND or round(duration) != APIMART_REMIX_SOURCE_SECONDS:
+            return (
+                "apimart's remix turns an 8 s generation into 15 s, once. This clip is "
+                f"{duration:.1f} s{' and already a remix' if clip.kind == ClipKind.EXTEND else ''}"
+                ": use “Continue from last frame” to go further."
+            )
+    elif kind == ProviderKind.KIE:
+        # The studio asks kie for 720p; a 1080p result can only come from elsewhere (an
+        # imported clip, a 1080p upgrade), and its size says so.
+        is_1080p = min(clip.width or 0, clip.height or 0) >= 1080
+        if str(clip.params.get("resolution", "")).lower() == "1080p" or is_1080p:
+            return (
+                "kie cannot extend a video once its 1080p version has been made. Extend a "
+                "720p clip, or use “Continue from last frame”."
+            )
+    elif kind == ProviderKind.KLING:
+        adds = KLING_MOST_ADDED_SECONDS
+        made_at = clip.submitted_at or clip.created_at
+        if (now or timezone.now()) - made_at >= KLING_EXTEND_WITHIN:
+            return (
+                "Kling only extends videos made in the last 30 days (it deletes older ones). "
+                "Use “Continue from last frame” instead."
+            )
+        if not clip.params.get("provider_video_id"):
+            return (
+                "Kling did not report this video's id, which it needs to extend it. Use "
+                "“Continue from last frame” instead."
+            )
+    if duration + adds > spec.extend.max_total_seconds + 0.01:
+        return (
+            f"{account.label} extends a video up to {spec.extend.max_total_seconds:g} s in "
+            f"all; this one is {duration:.1f} s. Use “Continue from last frame” to go further."
+        )
+    return None
+
+
+def extend_offer(clip: Clip) -> ExtendOffer | None:
+    if extend_refusal(clip) is not None:
+        return None
+    spec = _spec(clip)
+    assert spec is not None and spec.extend is not None
+    kind = clip.provider_account.kind
+    return ExtendOffer(
+        provider=clip.provider_account.label,
+        adds_seconds=spec.extend.adds_seconds,
+        most_seconds=KLING_MOST_ADDED_SECONDS if kind == ProviderKind.KLING else 0,
+        whole_video=spec.extend.returns == "whole",
+        offers_raw=kind == ProviderKind.APIMART,
+        note=spec.extend.note,
+    )
+
+
+def extend_clip(
+    *, source: Clip, user, prompt: str, raw: bool = False, negative_prompt: str = ""
+) -> Clip:
+    """A new take after ``source``, made by the provider's own extension endpoint."""
+    refusal = extend_refusal(source)
+    if refusal:
+        raise ChainError(refusal)
+    spec = _spec(source)
+    assert spec is not None and spec.extend is not None
+    kind = source.provider_account.kind
+    # Only apimart's raw remix returns the new part alone; otherwise the new footage starts
+    # where the source ends, and the timeline skips what came before.
+    whole = spec.extend.returns == "whole" and not (kind == ProviderKind.APIMART and raw)
+    params: dict = {
+        "duration": round(
+            KLING_MOST_ADDED_SECONDS if kind == ProviderKind.KLING else spec.extend.adds_seconds
+        ),
+        "aspect_ratio": source.params.get("aspect_ratio", ""),
+        "resolution": source.params.get("resolution", ""),
+    }
+    if kind == ProviderKind.APIMART:
+        params["raw"] = bool(raw)
+    if negative_prompt:
+        params["negative_prompt"] = negative_prompt
+    with transaction.atomic():
+        clip = services.create_clip(
+            project=source.project,
+            user=user,
+            account=source.provider_account,
+            # The chain keeps the generation's model name; the pipeline maps it to the
+            # provider's extension model where the names differ (apimart's remix page).
+            model=source.model,
+            prompt=prompt,
+            params=params,
+            parent=source,
+        )
+        clip.kind = ClipKind.EXTEND
+        clip.new_from_seconds = (source.duration_seconds or 0.0) if whole else 0.0
+        clip.save(update_fields=["kind", "new_from_seconds"])
+        review.record(
+            project=source.project,
+            actor=user,
+            verb="extended",
+            clip=clip,
+            summary=f"extended clip {source.pk} at {source.provider_account.label}",
+        )
+    return clip
+
+
+# --- continuing from the last frame ----------------------------------------------------------
+
+
+def continue_refusal(clip: Clip) -> str | None:
+    if not clip.has_video or clip.status not in {ClipStatus.READY, ClipStatus.PARTIAL}:
+        return "Only a clip with a finished video can be continued from its last frame."
+    return None
+
+
+def _transport(spec: ModelSpec) -> str | None:
+    return frame_store.default_transport(frame_store.usable_transports(spec.frame_transports))
+
+
+def continue_targets(project) -> list[tuple[ProviderAccount, ModelSpec]]:
+    """Every (account, model) the project may use that starts from a first frame the studio
+    can hand over (a model that only fetches links needs a public address or S3)."""
+    return [
+        (account, spec)
+        for account in ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
+        for spec in providers.models_for(account.kind)
+        if "first" in spec.frame_roles and _transport(spec)
+    ]
+
+
+def continue_clip(
+    *,
+    source: Clip,
+    user,
+    account: ProviderAccount,
+    model: str,
+    prompt: str,
+    params: dict,
+) -> Clip:
+    """A new image-to-video take after ``source``, starting from its last frame."""
+    refusal = continue_refusal(source)
+    if refusal:
+        raise ChainError(refusal)
+    if not ProviderAccount.objects.enabled_for(source.project).filter(pk=account.pk).exists():
+        raise ChainError(f"The {account.label} account is not open to this project.")
+    spec = providers.model_spec(account.kind, model)
+    if spec is None or "first" not in spec.frame_roles:
+        raise ChainError(f"{model} at {account.label} does not start from a first frame.")
+    transport = _transport(spec)
+    if transport is None:
+        raise ChainError(
+            f"{account.label} fetches images by link only, and this studio has no public "
+            "address for it to fetch from. An admin can set PUBLIC_URL or use S3 storage."
+        )
+    # Media work first, outside the transaction: nothing is written if the video is unreadable.
+    try:
+        with default_storage.open(source.file_key, "rb") as video:
+            still = media.last_frame(
+                video, min_short_side=frame_store.rules_for(account.kind).min_short_side
+            )
+        frame_store.check_image(still.content, kind=account.kind)
+    except (media.NotAVideo, OSError) as exc:
+        raise ChainError(
+            "The last frame of this clip could not be read, so it cannot be continued."
+        ) from exc
+    except frame_store.FrameError as exc:
+        raise ChainError(f"The last frame cannot go to {account.label}: {exc}") from exc
+    first_frame = frame_store.NewFrame(
+        role=FrameRole.FIRST,
+        content=still.content,
+        content_type=still.content_type,
+        width=still.width,
+        height=still.height,
+    )
+    with transaction.atomic():
+        # Stored like an uploaded first frame: the pipeline hands it to the provider the way
+        # that provider takes images (a file part, Base64, a link).
+        clip = services.create_clip(
+            project=source.project,
+            user=user,
+            account=account,
+            model=model,
+            prompt=prompt,
+            params={**params, "frame_transport": transport},
+            parent=source,
+            frames=[first_frame],
+        )
+        clip.kind = ClipKind.CONTINUE
+        clip.save(update_fields=["kind"])
+        review.record(
+            project=source.project,
+            actor=user,
+            verb="continued",
+            clip=clip,
+            summary=(
+                f"continued clip {source.pk} from its last frame at {account.label} ({model})"
+            ),
+        )
+    return clip
+
+
+# --- the main line ---------------------------------------------------------------------------
+
+
+@dataclass
+class Segment:
+    clip: Clip
+    start: float
+    end: float
+    offset: float
+    # Every take at this step (the main one included), oldest first.
+    takes: list[Clip] = field(default_factory=list)
+
+    @property
+    def length(self) -> float:
+        return max(0.0, self.end - self.start)
+
+    @property
+    def until(self) -> float:
+        return self.offset + self.length
+
+    @property
+    def alternatives(self) -> list[Clip]:
+        return [take for take in self.takes if take.pk != self.clip.pk]
+
+
+@dataclass
+class Timeline:
+    root: Clip
+    segments: list[Segment]
+    # Takes after the last segment that have no video (yet): in flight, failed.
+    pending: list[Clip]
+    clip_count: int
+
+    @property
+    def total(self) -> float:
+        return self.segments[-1].until if self.segments else 0.0
+
+    @property
+    def clip_ids(self) -> list[int]:
+        return [segment.clip.pk for segment in self.segments]
+
+    def position_of(self, clip: Clip) -> int | None:
+        """1-based place of ``clip`` on the main line, or None when it is not on it."""
+        for index, segment in enumerate(self.segments, start=1):
+            if segment.clip.pk == clip.pk:
+                return index
+        return None
+
+
+def _has_video(clip: Clip) -> bool:
+    return clip.has_video and clip.status in {ClipStatus.READY, ClipStatus.PARTIAL}
+
+
+def main_take(takes: list[Clip]) -> Clip | None:
+    """The chosen take, else the first that succeeded (takes are oldest first)."""
+    playable = [take for take in takes if _has_video(take)]
+    chosen = next((take for take in playable if take.is_main_line), None)
+    return chosen or (playable[0] if playable else None)
+
+
+def _children_in(project_id: int) -> dict[int, list[Clip]]:
+    # One query for the whole project's chained clips; chains are walked in memory.
+    children: dict[int, list[Clip]] = defaultdict(list)
+    for clip in (
+        Clip.objects.filter(project_id=project_id, parent__isnull=False)
+        .select_related("provider_account")
+        .order_by("created_at", "pk")
+    ):
+        children[clip.parent_id].append(clip)
+    return children
+
+
+def _walk(root: Clip, children: dict[int, list[Clip]]) -> Timeline:
+    segments: list[Segment] = []
+    pending: list[Clip] = []
+    count = 1
+    current: Clip | None = root if _has_video(root) else None
+    if current is None:
+        pending = [root]
+    offset = 0.0
+    takes = [root]
+    while current is not None:
+        start, end = current.timeline_range()
+        segment = Segment(clip=current, start=start, end=end, offset=offset, takes=takes)
+        segments.append(segment)
+        offset = segment.until
+        takes = children.get(current.pk, [])
+        current = main_take(takes)
+        if current is None:
+            pending = takes
+    # Every clip of the chain, the branches off the main line included.
+    stack = [root.pk]
+    while stack:
+        kids = children.get(stack.pop(), [])
+        count += len(kids)
+        stack.extend(kid.pk for kid in kids)
+    return Timeline(root=root, segments=segments, pending=pending, clip_count=count)
+
+
+def timeline(root: Clip) -> Timeline:
+    """The chain's main line, in order, with where each segment sits on the timeline."""
+    return _walk(root, _children_in(root.project_id))
+
+
+def project_chains(project) -> list[Timeline]:
+    """The project's chains (roots with at least one clip after them), newest first."""
+    children = _children_in(project.pk)
+    roots = (
+        Clip.objects.filter(project=project, parent__isnull=True, pk__in=list(children))
+        .select_related("provider_account")
+        .order_by("-created_at", "-pk")
+    )
+    return [_walk(root, children) for root in roots]
+
+
+def choose_main_take(*, take: Clip, user) -> None:
+    if take.parent_id is None:
+        raise ChainError("The first clip of a chain is always on its main line.")
+    if not _has_video(take):
+        raise ChainError("Only a take with a finished video can continue the main line.")
+    take.make_main_take()
+    review.record(
+        project=take.project,
+        actor=user,
+        verb="chose main take",
+        clip=take,
+        summary=f"made clip {take.pk} the main take after clip {take.parent_id}",
+    )
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def start_export(*, root: Clip, user) -> ChainExport:
+    line = timeline(root)
+    if not line.segments:
+        raise ChainError("This chain has no finished video to export yet.")
+    with transaction.atomic():
+        export = ChainExport.objects.create(root=root, created_by=user, segments=line.clip_ids)
+        review.record(
+            project=root.project,
+            actor=user,
+            verb="exported",
+            clip=root,
+            summary=(
+                f"exported the chain of clip {root.pk} ({len(line.segments)} segments, "
+                f"{line.total:.1f} s)"
+            ),
+        )
+        enqueue("export", export.pk)
+    return export

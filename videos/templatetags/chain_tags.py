@@ -1,0 +1,48 @@
+"""Chains and review on pages other views render (the clip page, the project page).
+
+Each tag hands its page one context built by the chain views, so those pages need no
+knowledge of chains: the logic stays in videos.chains and videos.review.
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from videos import chains, review
+from videos.chain_views import clip_panel
+from videos.models import Clip, Project
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def clip_chain_panel(context, clip: Clip) -> dict:
+    request = context.get("request")
+    return clip_panel(
+        user=request.user if request else None,
+        clip=clip,
+        overrides=context.get("review_overrides"),
+    )
+
+
+@register.simple_tag
+def project_activity(project: Project) -> dict:
+    return {"feed": review.project_feed(project), "chains": chains.project_chains(project)}
+
+
+@register.filter
+def timecode(seconds: float | None) -> str:
+    """12.34 -> "0:12.3"."""
+    return review.timecode_text(seconds)
+
+
+@register.filter
+def ago(moment) -> str:
+    """ "just now", or "5 minutes ago"."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment)} ago"
