@@ -62,10 +62,20 @@ def error(status: int, message: str | None = None) -> JsonResponse:
     )
 
 
+# Sandbox rules for trying "Test connection" (README, "The provider sandbox"): any key works,
+# except that keys starting with BAD_KEY_PREFIX are refused as invalid and keys starting
+# with EMPTY_KEY_PREFIX have a zero balance.
+BAD_KEY_PREFIX = "sk-bad"
+EMPTY_KEY_PREFIX = "sk-empty"
+SANDBOX_BALANCE = 100.0
+
+
 def _bearer(request: HttpRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        return None
+    if token.strip().startswith(BAD_KEY_PREFIX):
         return None
     return token.strip()
 
@@ -312,6 +322,18 @@ def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
 
 
 @require_GET
+def balance(request: HttpRequest) -> JsonResponse:
+    """The key's balance (docs.apimart.ai, "Token balance": GET /v1/balance)."""
+    key = _bearer(request)
+    if key is None:
+        return error(401)
+    remain = 0.0 if key.startswith(EMPTY_KEY_PREFIX) else SANDBOX_BALANCE
+    return JsonResponse(
+        {"success": True, "remain_balance": remain, "used_balance": 0.0, "unlimited_quota": False}
+    )
+
+
+@require_GET
 def video(request: HttpRequest, task_id: str) -> HttpResponse:
     task = SandboxTask.objects.filter(provider=PROVIDER, task_id=task_id).first()
     if task is None or not _is_completed(task) or task.fault == "expired":
@@ -323,5 +345,6 @@ urlpatterns = [
     path("v1/videos/generations", generations, name="apimart-generations"),
     path("v1/videos/<str:task_id>/remix", remix, name="apimart-remix"),
     path("v1/tasks/<str:task_id>", task_status, name="apimart-task"),
+    path("v1/balance", balance, name="apimart-balance"),
     path("files/<str:task_id>.mp4", video, name="apimart-video"),
 ]

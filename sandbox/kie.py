@@ -73,9 +73,19 @@ def answer(code: int, msg: str | None = None, data: Any = None) -> JsonResponse:
     return response
 
 
+# Sandbox rules for trying "Test connection" (README, "The provider sandbox"): any key works,
+# except that keys starting with BAD_KEY_PREFIX are refused as invalid and keys starting
+# with EMPTY_KEY_PREFIX have no credits left.
+BAD_KEY_PREFIX = "sk-bad"
+EMPTY_KEY_PREFIX = "sk-empty"
+SANDBOX_CREDITS = 1000
+
+
 def _bearer(request: HttpRequest) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        return None
+    if token.strip().startswith(BAD_KEY_PREFIX):
         return None
     return token.strip()
 
@@ -319,6 +329,15 @@ def record_info(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
+def credit(request: HttpRequest) -> JsonResponse:
+    """Remaining credits (docs.kie.ai, Common API, "Get Remaining Credits")."""
+    key = _bearer(request)
+    if key is None:
+        return answer(401)
+    return answer(200, "success", 0 if key.startswith(EMPTY_KEY_PREFIX) else SANDBOX_CREDITS)
+
+
+@require_GET
 def get_1080p_video(request: HttpRequest) -> JsonResponse:
     if _bearer(request) is None:
         return answer(401)
@@ -425,5 +444,6 @@ urlpatterns = [
     path("api/v1/veo/extend", extend, name="kie-extend"),
     path("api/v1/veo/record-info", record_info, name="kie-record-info"),
     path("api/v1/veo/get-1080p-video", get_1080p_video, name="kie-1080p"),
+    path("api/v1/chat/credit", credit, name="kie-credit"),
     path("files/<str:task_id>.mp4", video, name="kie-video"),
 ]

@@ -616,7 +616,43 @@ def video(request: HttpRequest, video_id: str) -> HttpResponse:
     return video_response(request, task, label=f"SANDBOX · Kling · {task.model}")
 
 
+# Sandbox rule for trying "Test connection" (README, "The provider sandbox"): an account whose
+# access key (or plain key) starts with EMPTY_KEY_PREFIX has used up its resource pack.
+EMPTY_KEY_PREFIX = "sk-empty"
+SANDBOX_PACK_UNITS = 1000.0
+
+
+@require_GET
+def account_costs(request: HttpRequest) -> JsonResponse:
+    """The account's resource packs (Kling's "Account Information Inquiry", GET /account/costs).
+
+    start_time and end_time (Unix milliseconds) are required; the query is free of charge.
+    """
+    account, refusal = authenticate(request)
+    if refusal is not None:
+        return refusal
+    assert account is not None
+    start, end = request.GET.get("start_time", ""), request.GET.get("end_time", "")
+    if not (start.isdigit() and end.isdigit()) or int(start) > int(end):
+        return error(1201, "start_time and end_time are required, in milliseconds")
+    empty = account.startswith(EMPTY_KEY_PREFIX)
+    bought = _ms(timezone.now() - timedelta(days=10))
+    pack = {
+        "resource_pack_name": "Video Generation - 1000 units (sandbox)",
+        "resource_pack_id": "sandbox-pack-" + account[-8:],
+        "resource_pack_type": "decreasing_total",
+        "total_quantity": SANDBOX_PACK_UNITS,
+        "remaining_quantity": 0.0 if empty else SANDBOX_PACK_UNITS,
+        "purchase_time": bought,
+        "effective_time": bought,
+        "invalid_time": _ms(timezone.now() + timedelta(days=355)),
+        "status": "runOut" if empty else "online",
+    }
+    return _answer({"code": 0, "msg": "", "resource_pack_subscribe_infos": [pack]})
+
+
 urlpatterns = [
+    path("account/costs", account_costs, name="kling-account-costs"),
     path("v1/videos/text2video", _collection("text2video"), name="kling-text2video"),
     path(
         "v1/videos/text2video/<str:task_id>",

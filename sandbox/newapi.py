@@ -80,9 +80,16 @@ def error(status: int, message: str | None = None) -> JsonResponse:
     return response
 
 
+# Sandbox rule for trying "Test connection" (README, "The provider sandbox"): any key works,
+# except that keys starting with BAD_KEY_PREFIX are refused as invalid.
+BAD_KEY_PREFIX = "sk-bad"
+
+
 def _bearer(request: HttpRequest) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        return None
+    if token.strip().startswith(BAD_KEY_PREFIX):
         return None
     return token.strip()
 
@@ -320,6 +327,23 @@ def _action(task: SandboxTask) -> str:
 
 
 @require_GET
+def models(request: HttpRequest) -> JsonResponse:
+    """The models this key may use: NewAPI's OpenAI-compatible GET /v1/models."""
+    if _bearer(request) is None:
+        return error(401)
+    return JsonResponse(
+        {
+            "object": "list",
+            "success": True,
+            "data": [
+                {"id": name, "object": "model", "created": 1626777600, "owned_by": "vertex-ai"}
+                for name in sorted(MODELS)
+            ],
+        }
+    )
+
+
+@require_GET
 def video_task(request: HttpRequest, task_id: str) -> JsonResponse:
     if _bearer(request) is None:
         return error(401)
@@ -409,6 +433,7 @@ def first_file(request: HttpRequest, remix_id: str) -> HttpResponse:
 
 
 urlpatterns = [
+    path("v1/models", models, name="newapi-models"),
     path("v1/videos", videos, name="newapi-videos"),
     path("v1/videos/<str:task_id>", video_task, name="newapi-video-task"),
     path("v1/videos/<str:middleware_id>/content", content, name="newapi-content"),

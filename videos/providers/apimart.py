@@ -7,6 +7,7 @@ errors answer ``{"error":{"code","message","type"}}`` with the same HTTP status.
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -219,6 +220,22 @@ class Client:
     def status(self, task_id: str) -> TaskState:
         body = self._request("GET", f"/v1/tasks/{task_id}", params={"language": "en"})
         return parse_status(body)
+
+    def check_connection(self) -> Decimal | None:
+        """The key's remaining balance, or None when it is unlimited; makes nothing.
+
+        docs.apimart.ai "Token balance": GET /v1/balance answers ``{"success", "remain_balance",
+        "used_balance", "unlimited_quota"}``; an unknown token is ``success: false`` on a 200.
+        """
+        body = self._request("GET", "/v1/balance")
+        if body.get("success") is False:
+            raise error_for_status(401, provider_message=str(body.get("message") or ""))
+        if body.get("unlimited_quota") is True:
+            return None
+        try:
+            return Decimal(str(body.get("remain_balance")))
+        except InvalidOperation:
+            return None
 
 
 def parse_response(response: httpx.Response) -> dict[str, Any]:

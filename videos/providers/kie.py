@@ -203,6 +203,15 @@ class Client:
         body = self._request("GET", "/api/v1/veo/record-info", params={"taskId": task_id})
         return parse_status(body)
 
+    def check_connection(self) -> Decimal | None:
+        """The account's remaining credits; makes nothing.
+
+        docs.kie.ai, Common API, "Get Remaining Credits": GET /api/v1/chat/credit answers
+        ``{"code": 200, "msg": "success", "data": 100}``.
+        """
+        body = self._request("GET", "/api/v1/chat/credit")
+        return _decimal(body.get("data"))
+
     def get_1080p_video(self, task_id: str, *, index: int = 0) -> str | None:
         """The 1080p link of a finished task, or None while kie is still making it."""
         try:

@@ -46,6 +46,8 @@ RETENTION = timedelta(days=30)
 # Kling's JWT recipe: valid for 30 minutes, from 5 seconds ago (absorbs small clock skew).
 TOKEN_SECONDS = 1800
 TOKEN_LEEWAY_SECONDS = 5
+# How far back "Test connection" asks for resource packs: annual packs included.
+PACK_LOOKBACK_MS = 366 * 24 * 3600 * 1000
 
 EXTEND = ExtendSpec(
     adds_seconds=4.5,
@@ -306,6 +308,32 @@ class Client:
         answer = self._request("GET", f"/v1/videos/{family}/{kling_id}")
         data = answer.get("data")
         return parse_task(data if isinstance(data, dict) else {}, raw=answer)
+
+    def check_connection(self) -> Decimal | None:
+        """Units left in the account's live resource packs; None when it holds none (postpaid).
+
+        Kling's "Account Information Inquiry", GET /account/costs with start_time and end_time
+        in milliseconds, is free of charge. Packs bought within the last year are asked for.
+        """
+        now_ms = int(time.time() * 1000)
+        answer = self._request(
+            "GET",
+            "/account/costs",
+            params={"start_time": now_ms - PACK_LOOKBACK_MS, "end_time": now_ms},
+        )
+        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        listed = data.get("resource_pack_subscribe_infos")
+        packs = [p for p in listed if isinstance(p, dict)] if isinstance(listed, list) else []
+        if not packs:
+            return None
+        return sum(
+            (
+                _decimal(pack.get("remaining_quantity")) or Decimal(0)
+                for pack in packs
+                if pack.get("status") == "online"
+            ),
+            Decimal(0),
+        )
 
     def list_extend_tasks(self, page: int = 1, size: int = 30) -> list[tuple[str, TaskState]]:
         """One page of the account's extension tasks (Kling: pageNum 1..1000, pageSize 1..500)."""

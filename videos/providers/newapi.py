@@ -9,6 +9,7 @@ Errors answer ``{"error":{"message","type","code"}}`` with the HTTP status.
 from __future__ import annotations
 
 import base64
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -120,6 +121,12 @@ class Client:
 
     def status(self, task_id: str) -> TaskState:
         return parse_status(self._request("GET", f"/v1/videos/{task_id}"))
+
+    def check_connection(self) -> Decimal | None:
+        """A cheap authenticated call: the OpenAI-compatible GET /v1/models every NewAPI
+        gateway serves under token auth. It makes nothing and reports no balance (None)."""
+        self._request("GET", "/v1/models")
+        return None
 
 
 # A multipart part as httpx takes it: (field name, (filename or None, content, content type)).
