@@ -95,3 +95,105 @@ def s3_storage(settings, s3_server):
         },
     }
     return bucket
+
+
+# --- credential-leak scanner -------------------------------------------------------------------
+# Every provider credential's plaintext is remembered as it is saved. Every HTTP response the
+# studio renders during the suite (test client, live server, the browser's pages, the admin)
+# and every log record is searched for it. A test during which one shows up fails at
+# teardown, saying where; leaks outside any test fail the session's last teardown.
+
+import html  # noqa: E402
+import logging  # noqa: E402
+import threading  # noqa: E402
+
+from django.conf import settings as django_settings  # noqa: E402
+from django.db.models.signals import post_save  # noqa: E402
+
+
+class CredentialLeakScanner:
+    # Shorter values (a fixture's "x") would match ordinary text.
+    MIN_LENGTH = 8
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        self.leaks: list[str] = []
+        self._lock = threading.Lock()
+
+    def remember(self, *values: str) -> None:
+        with self._lock:
+            self.secrets.update(v for v in values if v and len(v) >= self.MIN_LENGTH)
+
+    def scan(self, text: str, where: str) -> None:
+        if not text:
+            return
+        texts = (text, html.unescape(text))
+        with self._lock:
+            for secret in self.secrets:
+                if any(secret in t for t in texts):
+                    self.leaks.append(f"{where} contains the key ending …{secret[-4:]}")
+
+    def take_since(self, mark: int) -> list[str]:
+        with self._lock:
+            found = self.leaks[mark:]
+            del self.leaks[mark:]
+        return found
+
+
+LEAK_SCANNER = CredentialLeakScanner()
+
+
+class CredentialLeakMiddleware:
+    """Outermost middleware (added for the test session only): scans each rendered response."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        where = f"{request.method} {request.get_full_path()} ({response.status_code})"
+        headers = "\n".join(f"{name}: {value}" for name, value in response.items())
+        LEAK_SCANNER.scan(headers, f"the headers of {where}")
+        if not response.streaming:
+            LEAK_SCANNER.scan(response.content.decode("utf-8", "replace"), where)
+        return response
+
+
+class CredentialLeakLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a record that cannot be formatted still gets its raw text scanned
+            text = f"{record.msg} {record.args}"
+        LEAK_SCANNER.scan(text, f"a log record from {record.name!r}")
+
+
+def _remember_credentials(sender, instance, **kwargs) -> None:
+    LEAK_SCANNER.remember(instance.credential, instance.secret_key)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def credential_leak_scanner():
+    middleware = f"{__name__}.CredentialLeakMiddleware"
+    django_settings.MIDDLEWARE = [middleware, *django_settings.MIDDLEWARE]
+    post_save.connect(
+        _remember_credentials, sender=ProviderAccount, dispatch_uid="credential-leak-scanner"
+    )
+    handler = CredentialLeakLogHandler(level=logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    yield LEAK_SCANNER
+    logging.getLogger().removeHandler(handler)
+    post_save.disconnect(sender=ProviderAccount, dispatch_uid="credential-leak-scanner")
+    django_settings.MIDDLEWARE = [m for m in django_settings.MIDDLEWARE if m != middleware]
+    leaks = LEAK_SCANNER.take_since(0)
+    if leaks:
+        pytest.fail("Credential plaintext outside any test: " + "; ".join(leaks), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_credential_leaks(credential_leak_scanner):
+    mark = len(credential_leak_scanner.leaks)
+    yield credential_leak_scanner
+    leaks = credential_leak_scanner.take_since(mark)
+    if leaks:
+        pytest.fail("A stored credential was rendered: " + "; ".join(leaks), pytrace=False)

@@ -91,7 +91,7 @@ def seaweedfs(workdir: Path) -> Iterator[S3Server]:
             "-s3.port.lance=0",
             f"-s3.config={config}",
             "-master.volumeSizeLimitMB=64",
-            "-volume.max=20",
+            "-volume.max=200",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -427,6 +427,34 @@ class Clip(models.Model):
         Clip.objects.filter(pk=self.pk).update(tracking_lease_until=None)
         self.tracking_lease_until = None
 
+    # --- chains --------------------------------------------------------------------------
+
+    def timeline_range(self) -> tuple[float, float]:
+        """The new footage in this clip's own video, as (start, end) seconds.
+
+        A provider that was expected to return the whole extended video but sent only the
+        new part gives a video no longer than the source: then all of it is new.
+        """
+        end = self.duration_seconds or 0.0
+        start = max(0.0, self.new_from_seconds)
+        return (start if start < end else 0.0), end
+
+    def chain_root(self) -> Clip:
+        clip = self
+        while clip.parent_id is not None:
+            clip = Clip.objects.select_related("provider_account").get(pk=clip.parent_id)
+        return clip
+
+    def make_main_take(self) -> None:
+        """Make this take the one that continues its parent's main line (one per parent)."""
+        with transaction.atomic():
+            # Cleared first: the unique constraint allows one main take per parent at a time.
+            Clip.objects.filter(parent_id=self.parent_id, is_main_line=True).exclude(
+                pk=self.pk
+            ).update(is_main_line=False)
+            Clip.objects.filter(pk=self.pk).update(is_main_line=True)
+        self.is_main_line = True
+
 
 class FrameRole(models.TextChoices):
     FIRST = "first", "First frame"
@@ -501,6 +529,7 @@ class LedgerEntry(models.Model):
     settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "ledger entries"
         indexes = [
             # Usage pages: a project's spending by day.
             models.Index(fields=["project", "submitted_at"], name="ledger_project_day"),
@@ -571,6 +600,20 @@ class Comment(models.Model):
     def __str__(self) -> str:
         return f"Comment {self.pk} on clip {self.clip_id}"
 
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    def resolve(self, user) -> None:
+        self.resolved_at = timezone.now()
+        self.resolved_by = user
+        self.save(update_fields=["resolved_at", "resolved_by"])
+
+    def reopen(self) -> None:
+        self.resolved_at = None
+        self.resolved_by = None
+        self.save(update_fields=["resolved_at", "resolved_by"])
+
 
 class Verdict(models.TextChoices):
     APPROVED = "approved", "Approved"
@@ -606,6 +649,7 @@ class Activity(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "activities"
         indexes = [
             # The project feed: newest first.
             models.Index(fields=["project", "-created_at"], name="activity_project_newest"),
@@ -645,3 +689,64 @@ class ChainExport(models.Model):
 
     def __str__(self) -> str:
         return f"Export {self.pk} of chain {self.root_id}"
+
+    # Longer than the queue's task timeout (600 s): an export still unfinished after this
+    # lost its worker, so it may be stitched again and the page offers a new export.
+    STALLED_AFTER = timedelta(minutes=11)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in {ExportStatus.READY, ExportStatus.FAILED}
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_final and self.created_at > timezone.now() - self.STALLED_AFTER
+
+    def claim(self) -> bool:
+        """Take the right to stitch this export. Only one caller ever gets True."""
+        stalled = Q(status=ExportStatus.RUNNING, created_at__lt=timezone.now() - self.STALLED_AFTER)
+        updated = (
+            ChainExport.objects.filter(pk=self.pk)
+            .filter(Q(status=ExportStatus.QUEUED) | stalled)
+            .update(status=ExportStatus.RUNNING, progress=0)
+        )
+        if updated:
+            self.status, self.progress = ExportStatus.RUNNING, 0
+        return bool(updated)
+
+    def record_progress(self, progress: int) -> None:
+        self.progress = max(0, min(99, progress))
+        ChainExport.objects.filter(pk=self.pk, status=ExportStatus.RUNNING).update(
+            progress=self.progress
+        )
+
+    def mark_ready(
+        self,
+        *,
+        file_key: str,
+        file_size: int,
+        sha256: str,
+        duration_seconds: float,
+        stream_copied: bool,
+    ) -> None:
+        self.status, self.progress = ExportStatus.READY, 100
+        self.file_key, self.file_size, self.sha256 = file_key, file_size, sha256
+        self.duration_seconds, self.stream_copied = duration_seconds, stream_copied
+        self.finished_at = timezone.now()
+        self.save(
+            update_fields=[
+                "status",
+                "progress",
+                "file_key",
+                "file_size",
+                "sha256",
+                "duration_seconds",
+                "stream_copied",
+                "finished_at",
+            ]
+        )
+
+    def mark_failed(self, message: str) -> None:
+        self.status, self.error_message = ExportStatus.FAILED, message
+        self.finished_at = timezone.now()
+        self.save(update_fields=["status", "error_message", "finished_at"])

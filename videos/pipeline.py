@@ -30,8 +30,9 @@ from tenacity import (
     wait_exponential,
 )
 
-from videos import media
-from videos.models import Clip, ClipStatus, ProviderAccount
+from videos import frames as frame_store
+from videos import ledger, media
+from videos.models import Clip, ClipKind, ClipStatus, ProviderAccount
 from videos.providers import (
     Credentials,
     GenerationRequest,
@@ -42,7 +43,6 @@ from videos.providers import (
     accepts_callbacks,
     client_for,
 )
-from videos.providers.base import FrameInput
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,13 @@ def callback_url(account: ProviderAccount) -> str:
 
 
 def build_request(clip: Clip) -> GenerationRequest:
-    frames = tuple(FrameInput(role=frame.role, url=frame.source_url) for frame in clip.frames.all())
+    # Each frame travels the way the creator chose among those the model accepts: a link
+    # the provider fetches (presigned on S3, a signed studio link otherwise) or the bytes.
+    transport = clip.params.get("frame_transport", "url")
+    frames = tuple(
+        frame_store.provider_input(frame, transport=transport)
+        for frame in frame_store.ordered(clip.frames.all())
+    )
     return GenerationRequest(
         model=clip.model,
         prompt=clip.prompt,
@@ -106,6 +112,47 @@ def callback_received(*, account: ProviderAccount, task_ids: tuple[str, ...]) ->
     return True
 
 
+def send(client: ProviderClient, clip: Clip, request: GenerationRequest) -> str:
+    """A generation, or an extension of the clip's parent through the provider's own endpoint.
+
+    Continuations from a last frame are ordinary image-to-video generations (their frame
+    is in ``request.frames``); only extensions need the source's provider ids.
+    """
+    if clip.kind != ClipKind.EXTEND:
+        return client.submit(request)
+    source = clip.parent
+    if source is None:
+        raise ProviderError(
+            "An extension needs the clip it extends.", code="no_source", permanent=True
+        )
+    kind = clip.provider_account.kind
+    if kind == "apimart":
+        return client.remix(
+            source.provider_task_id,
+            model=clip.model,
+            prompt=clip.prompt,
+            raw=bool(clip.params.get("raw")),
+            aspect_ratio=clip.params.get("aspect_ratio") or None,
+            resolution=clip.params.get("resolution") or None,
+        )
+    if kind == "kie":
+        return client.extend(
+            source.provider_task_id,
+            prompt=clip.prompt,
+            seeds=clip.params.get("seeds"),
+            callback_url=request.callback_url,
+        )
+    if kind == "kling":
+        # Kling extends a video, not a task: the id its finished task reported.
+        return client.extend(
+            source.params.get("provider_video_id", ""),
+            prompt=clip.prompt,
+            negative_prompt=clip.params.get("negative_prompt", ""),
+            callback_url=request.callback_url,
+        )
+    raise ProviderError(f"{kind} cannot extend a video.", code="unsupported", permanent=True)
+
+
 def submit_clip(*, clip_id: int) -> None:
     clip = Clip.objects.select_related("provider_account").get(pk=clip_id)
     if not clip.claim_submission():
@@ -124,7 +171,7 @@ def submit_clip(*, clip_id: int) -> None:
             reraise=True,
         ):
             with attempt:
-                task_id = client.submit(request)
+                task_id = send(client, clip, request)
     except ProviderError as exc:
         if exc.code == "no_answer":
             message = (
@@ -140,11 +187,22 @@ def submit_clip(*, clip_id: int) -> None:
         log.warning("clip %s: submission failed: %s", clip.pk, exc)
         return
     clip.mark_submitted(task_id)
+    ledger.record_submission(clip=clip)
     log.info("clip %s: submitted as %s", clip.pk, task_id)
     enqueue("track", clip.pk)
 
 
 # --- track -------------------------------------------------------------------------------
+
+
+def keep_provider_facts(clip: Clip, state: TaskState) -> None:
+    """Keep what a later extension needs; saved with the clip's params when it is marked done.
+
+    Kling extends by the finished video's id (``TaskState.raw["video_id"]``), not the task's.
+    """
+    video_id = state.raw.get("video_id") if isinstance(state.raw, dict) else None
+    if video_id:
+        clip.params = {**clip.params, "provider_video_id": str(video_id)}
 
 
 def apply_state(clip: Clip, state: TaskState) -> None:
@@ -156,6 +214,7 @@ def apply_state(clip: Clip, state: TaskState) -> None:
             estimate_seconds=state.estimate_seconds,
         )
     elif state.state in {State.SUCCEEDED, State.PARTIAL}:
+        keep_provider_facts(clip, state)
         if clip.mark_provider_done(
             result_url=state.video_url,
             expires_at=state.expires_at,
@@ -166,6 +225,7 @@ def apply_state(clip: Clip, state: TaskState) -> None:
             provider_message=state.provider_message,
         ):
             enqueue("mirror", clip.pk)
+            ledger.settle(clip=clip, reported_cost=state.cost, failed=False)
     elif state.state is State.EXPIRED:
         clip.mark_expired(
             message=state.error_message or "The provider's task expired before it finished.",
@@ -179,6 +239,8 @@ def apply_state(clip: Clip, state: TaskState) -> None:
             message=state.error_message or "The provider could not make this video.",
             provider_message=state.provider_message,
         )
+    if state.state in {State.FAILED, State.EXPIRED, State.CANCELLED}:
+        ledger.settle(clip=clip, reported_cost=state.cost, failed=True)
 
 
 def track_clip(*, clip_id: int) -> None:
@@ -319,7 +381,9 @@ def make_poster(*, clip_id: int) -> None:
     clip = Clip.objects.get(pk=clip_id)
     if not clip.file_key or clip.poster_key:
         return
-    at = min(1.0, (clip.duration_seconds or 2.0) / 2)
+    # An extension that returns the whole video shows its new footage, not the source's.
+    start, end = clip.timeline_range()
+    at = start + min(1.0, ((end - start) or 2.0) / 2)
     with default_storage.open(clip.file_key, "rb") as video:
         jpeg = media.poster_jpeg(video, at_seconds=at)
     key = default_storage.save(f"posters/{clip.project_id}/{clip.pk}.jpg", ContentFile(jpeg))

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import transaction
 
-from videos.models import Clip, Membership, Project, ProviderAccount, Role
+from videos import frames as frame_store
+from videos import ledger
+from videos.frames import NewFrame
+from videos.models import Clip, ClipKind, ClipStatus, Membership, Project, ProviderAccount, Role
 from videos.pipeline import enqueue
+from videos.pricing import estimate_cost
+from videos.providers import model_spec
 
 
 @transaction.atomic
@@ -25,7 +32,11 @@ def create_clip(
     prompt: str,
     params: dict,
     parent: Clip | None = None,
+    frames: Sequence[NewFrame] = (),
+    retry_of: Clip | None = None,
 ) -> Clip:
+    # Before any row exists and long before any provider call: raises BudgetExceeded.
+    ledger.ensure_within_budget(project=project, account=account, model=model, params=params)
     clip = Clip.objects.create(
         project=project,
         created_by=user,
@@ -34,7 +45,42 @@ def create_clip(
         prompt=prompt,
         params=params,
         parent=parent,
+        retry_of=retry_of,
+        estimated_cost=estimate_cost(account.kind, model, params.get("duration")),
     )
+    frame_store.store(clip, frames)
     # Queued only after commit: the worker must find the row when it looks.
     enqueue("submit", clip.pk)
     return clip
+
+
+RETRYABLE = frozenset({ClipStatus.FAILED, ClipStatus.EXPIRED})
+
+
+class CannotRetry(Exception):
+    """A retry the studio will not make, with the reason in plain words."""
+
+
+def retry_clip(*, clip: Clip, user) -> Clip:
+    """A new submission of a failed clip: same prompt, settings and frames, on a click."""
+    if clip.status not in RETRYABLE:
+        raise CannotRetry("Only a failed or expired clip can be retried.")
+    if clip.kind != ClipKind.GENERATE:
+        # Extensions and continuations are remade from their chain, which knows the source.
+        raise CannotRetry("Retry an extension from its chain, below the clip it extends.")
+    account = ProviderAccount.objects.enabled_for(clip.project).filter(pk=clip.provider_account_id)
+    if not account.exists() or model_spec(clip.provider_account.kind, clip.model) is None:
+        raise CannotRetry(
+            "This clip's provider account or model is no longer available to the project. "
+            "Use it as a template and pick another provider."
+        )
+    return create_clip(
+        project=clip.project,
+        user=user,
+        account=clip.provider_account,
+        model=clip.model,
+        prompt=clip.prompt,
+        params={k: v for k, v in clip.params.items() if k != "partial"},
+        frames=[frame_store.copy_of(frame) for frame in frame_store.ordered(clip.frames.all())],
+        retry_of=clip,
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from videos import views
+from videos import chain_views, settings_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,6 +10,44 @@ urlpatterns = [
     path("clips/<int:pk>/", views.clip_detail, name="clip"),
     path("clips/<int:pk>/video.mp4", views.clip_video, name="clip-video"),
     path("clips/<int:pk>/poster.jpg", views.clip_poster, name="clip-poster"),
+    path("clips/<int:pk>/retry/", views.clip_retry, name="clip-retry"),
+    path("clips/<int:pk>/template/", views.clip_template, name="clip-template"),
+    path("clips/<int:pk>/download/", views.clip_download, name="clip-download"),
+    path("frames/<int:pk>/image", views.frame_image, name="frame-image"),
+    # Public on purpose: providers fetch frames here; the signed token expires.
+    path("frames/<str:token>/<str:name>", views.frame_link, name="frame-link"),
+    # Money and members (videos/settings_views.py).
+    path("projects/<int:pk>/settings/", settings_views.project_settings, name="project-settings"),
+    path("projects/<int:pk>/settings/members/", settings_views.member_add, name="member-add"),
+    path(
+        "projects/<int:pk>/settings/members/<int:membership_id>/role/",
+        settings_views.member_role,
+        name="member-role",
+    ),
+    path(
+        "projects/<int:pk>/settings/members/<int:membership_id>/remove/",
+        settings_views.member_remove,
+        name="member-remove",
+    ),
+    path("projects/<int:pk>/settings/budget/", settings_views.budget, name="project-budget"),
+    path("projects/<int:pk>/usage/", settings_views.project_usage, name="project-usage"),
+    path("usage/", settings_views.site_usage, name="site-usage"),
+    path("audit/", settings_views.audit_log, name="audit"),
+    # Chains and review (videos/chain_views.py).
+    path("clips/<int:pk>/chain/", chain_views.chain, name="chain"),
+    path("clips/<int:pk>/extend/", chain_views.clip_extend, name="clip-extend"),
+    path("clips/<int:pk>/continue/", chain_views.clip_continue, name="clip-continue"),
+    path("clips/<int:pk>/main-take/", chain_views.choose_main_take, name="clip-main-take"),
+    path("clips/<int:pk>/comments/", chain_views.clip_comment, name="clip-comment"),
+    path("clips/<int:pk>/decisions/", chain_views.clip_decide, name="clip-decide"),
+    path("clips/<int:pk>/export/", chain_views.chain_export, name="chain-export"),
+    path(
+        "clips/<int:pk>/export/status/",
+        chain_views.chain_export_status,
+        name="chain-export-status",
+    ),
+    path("comments/<int:pk>/resolve/", chain_views.comment_resolve, name="comment-resolve"),
+    path("exports/<int:pk>/video.mp4", chain_views.export_video, name="export-video"),
     path(
         "callbacks/<str:kind>/<int:account_id>/",
         views.provider_callback,

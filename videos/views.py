@@ -1,17 +1,30 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from videos import files, pipeline, providers, services
-from videos.forms import ClipForm, ProjectForm
-from videos.models import Clip, Project, ProviderAccount
+from videos import files, frames, ledger, pipeline, pricing, providers, services
+from videos.forms import (
+    TRANSPORT_LABELS,
+    ClipForm,
+    LibraryFilterForm,
+    ProjectForm,
+    initial_from_clip,
+)
+from videos.models import Clip, Frame, Project, ProviderAccount, Role
+
+LIBRARY_PAGE_SIZE = 24
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -46,26 +59,68 @@ def projects(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "videos/projects.html", {"projects": projects, "form": form})
 
 
+def _can_generate(project: Project, user) -> bool:
+    return project.role_of(user) in {Role.ADMIN, Role.CREATOR}
+
+
 @login_required
 @require_GET
 def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = _project_for(request, pk)
-    clips = list(
+    filters = LibraryFilterForm(request.GET, project=project)
+    clips = filters.filter(
         project.clips.select_related("provider_account", "created_by").order_by(
             "-created_at", "-pk"
         )
     )
+    paginator = Paginator(clips, LIBRARY_PAGE_SIZE)
+    number = filters.cleaned_data.get("page") or 1
+    if number > paginator.num_pages:
+        filters.add_error("page", f"There is no page {number}; this is the last one.")
+        number = paginator.num_pages
+    page = paginator.page(number)
     template = "videos/project.html"
     if request.htmx:
         template += "#clip-grid"
+    query = request.GET.copy()
+    query.pop("page", None)
     return render(
         request,
         template,
         {
             "project": project,
-            "clips": clips,
-            "polling": any(not clip.is_final for clip in clips),
-            "can_generate": project.role_of(request.user) in {"admin", "creator"},
+            "clips": page.object_list,
+            "page": page,
+            "filters": filters,
+            "query": query.urlencode(),
+            "polling": project.clips.in_flight().exists(),
+            "can_generate": _can_generate(project, request.user),
+        },
+    )
+
+
+def _initial_from(query) -> dict:
+    initial = query.dict()
+    initial["keep_frames"] = query.getlist("keep_frames")
+    return initial
+
+
+def _clip_form_page(
+    request: HtmxHttpRequest, project: Project, form: ClipForm, *, template_clip: Clip | None
+) -> HttpResponse:
+    template = "videos/clip_new.html"
+    if request.htmx and request.method == "GET":
+        # The model or duration changed: only the fields (or only the estimate) are redrawn.
+        template += "#clip-estimate" if request.htmx.target == "clip-estimate" else "#clip-fields"
+    return render(
+        request,
+        template,
+        {
+            "project": project,
+            "form": form,
+            "has_accounts": form.fields["provider_account"].queryset.exists(),
+            "estimate": form.estimated_cost(),
+            "template_clip": template_clip,
         },
     )
 
@@ -74,31 +129,53 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def clip_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = _project_for(request, pk)
-    if project.role_of(request.user) not in {"admin", "creator"}:
+    if not _can_generate(project, request.user):
         raise PermissionDenied("Reviewers cannot generate clips.")
     accounts = ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
-    if request.method == "POST":
-        form = ClipForm(request.POST, accounts=accounts)
+    if request.method == "POST" and request.POST.get("refresh"):
+        # Without JavaScript, "Update choices" redraws the form for the chosen model.
+        form = ClipForm(initial=_initial_from(request.POST), accounts=accounts, project=project)
+    elif request.method == "POST":
+        form = ClipForm(request.POST, request.FILES, accounts=accounts, project=project)
         if form.is_valid():
-            clip = services.create_clip(
-                project=project,
-                user=request.user,
-                account=form.cleaned_data["provider_account"],
-                model=form.cleaned_data["model"],
-                prompt=form.cleaned_data["prompt"],
-                params=form.params(),
-            )
+            try:
+                clip = services.create_clip(
+                    project=project,
+                    user=request.user,
+                    account=form.cleaned_data["provider_account"],
+                    model=form.cleaned_data["model"],
+                    prompt=form.cleaned_data["prompt"],
+                    params=form.params(),
+                    frames=form.new_frames,
+                )
+            except ledger.BudgetExceeded as exc:
+                form.add_error(None, str(exc))
+                return _clip_form_page(request, project, form, template_clip=None)
             if request.htmx:
                 return HttpResponseClientRedirect(clip.get_absolute_url())
             return redirect(clip)
     else:
-        form = ClipForm(initial=request.GET.dict(), accounts=accounts)
-    template = "videos/clip_new.html"
-    if request.htmx and request.method == "GET":
-        template += "#clip-fields"
-    return render(
-        request, template, {"project": project, "form": form, "has_accounts": accounts.exists()}
-    )
+        form = ClipForm(initial=_initial_from(request.GET), accounts=accounts, project=project)
+    return _clip_form_page(request, project, form, template_clip=None)
+
+
+@login_required
+@require_GET
+def clip_template(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The new-clip form filled in from this clip: its prompt, settings and frames."""
+    clip = _clip_for(request, pk)
+    project = clip.project
+    if not _can_generate(project, request.user):
+        raise PermissionDenied("Reviewers cannot generate clips.")
+    accounts = ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
+    form = ClipForm(initial=initial_from_clip(clip), accounts=accounts, project=project)
+    if form.account is not None and form.account.pk != clip.provider_account_id:
+        messages.warning(
+            request,
+            f"{clip.provider_account.label} is no longer available to this project; "
+            "pick another provider.",
+        )
+    return _clip_form_page(request, project, form, template_clip=clip)
 
 
 @login_required
@@ -108,7 +185,88 @@ def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     template = "videos/clip.html"
     if request.htmx:
         template += "#clip-status"
-    return render(request, template, {"clip": clip, "project": clip.project})
+    return render(
+        request,
+        template,
+        {
+            "clip": clip,
+            "project": clip.project,
+            "can_generate": _can_generate(clip.project, request.user),
+            "can_retry": clip.status in services.RETRYABLE,
+            "actual_cost": pricing.actual_cost(clip),
+            "frames": frames.ordered(clip.frames.all()) if not request.htmx else (),
+            "transport_label": TRANSPORT_LABELS.get(clip.params.get("frame_transport", "")),
+        },
+    )
+
+
+@login_required
+@require_POST
+def clip_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """A new submission of a failed clip, made only because the creator clicked Retry."""
+    clip = _clip_for(request, pk)
+    if not _can_generate(clip.project, request.user):
+        raise PermissionDenied("Reviewers cannot generate clips.")
+    try:
+        new_clip = services.retry_clip(clip=clip, user=request.user)
+    except (services.CannotRetry, ledger.BudgetExceeded) as exc:
+        messages.error(request, str(exc))
+        target = clip
+    else:
+        target = new_clip
+    if request.htmx:
+        return HttpResponseClientRedirect(target.get_absolute_url())
+    return redirect(target)
+
+
+@login_required
+@require_GET
+def clip_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """The video as an attachment named after its prompt."""
+    clip = _clip_for(request, pk)
+    if not clip.file_key:
+        raise Http404("No video yet.")
+    filename = f"clip-{clip.pk}-{slugify(clip.prompt)[:50].strip('-') or 'video'}.mp4"
+    if not frames.storage_is_local():
+        # S3: the presigned link asks the bucket itself to send it as a download.
+        return redirect(
+            default_storage.url(
+                clip.file_key,
+                parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'},
+            )
+        )
+    try:
+        handle = default_storage.open(clip.file_key, "rb")
+    except FileNotFoundError:
+        raise Http404("File missing.") from None
+    return FileResponse(handle, as_attachment=True, filename=filename, content_type="video/mp4")
+
+
+@login_required
+@require_GET
+def frame_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """A stored frame, for members (previews on the clip page and in the form)."""
+    frame = get_object_or_404(
+        Frame.objects.filter(clip__project__memberships__user=request.user), pk=pk
+    )
+    if frame.source_url:
+        return redirect(frame.source_url)
+    return files.serve(
+        request, frame.image.name, content_type=frame.content_type, filename=f"frame-{pk}"
+    )
+
+
+@require_GET
+def frame_link(request: HttpRequest, token: str, name: str) -> HttpResponse:
+    """A stored frame for a provider to fetch: no login, but a signed link that expires."""
+    try:
+        frame_id = frames.frame_for_token(token)
+    except signing.SignatureExpired:
+        return HttpResponse("This image link has expired.", status=410, content_type="text/plain")
+    except signing.BadSignature:
+        raise Http404("Unknown image link.") from None
+    frame = get_object_or_404(Frame.objects.exclude(image=""), pk=frame_id)
+    return files.serve(request, frame.image.name, content_type=frame.content_type, filename=name)
 
 
 @login_required
