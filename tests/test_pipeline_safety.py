@@ -141,3 +141,20 @@ def test_an_expired_result_link_marks_the_clip_expired_not_failed(make_clip, dra
     clip.refresh_from_db()
     assert clip.status == ClipStatus.EXPIRED
     assert "expired" in clip.error_message
+
+
+def test_a_task_the_provider_forgot_fails_and_its_ledger_entry_is_settled(make_clip):
+    from videos.models import LedgerEntry
+
+    clip = make_clip()
+    pipeline.submit_clip(clip_id=clip.pk)
+    SandboxTask.objects.all().delete()  # the provider no longer knows the task
+
+    pipeline.track_clip(clip_id=clip.pk)
+
+    clip.refresh_from_db()
+    assert clip.status == ClipStatus.FAILED
+    assert clip.error_code == "not_found"
+    entry = LedgerEntry.objects.get(clip=clip)
+    assert entry.settled_at is not None
+    assert entry.actual_is_estimate

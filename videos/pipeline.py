@@ -264,6 +264,7 @@ def track_clip(*, clip_id: int) -> None:
                         "stopped waiting. Try again later."
                     )
                 )
+                ledger.settle(clip=clip, reported_cost=None, failed=True)
                 return
             wait = poll
             try:
@@ -276,6 +277,7 @@ def track_clip(*, clip_id: int) -> None:
                         message="The provider no longer knows this task.",
                         provider_message=exc.provider_message,
                     )
+                    ledger.settle(clip=clip, reported_cost=None, failed=True)
                     return
                 # Anything else (a bad key, a 5xx, a 429) is waited out: the task is paid
                 # for and keeps running at the provider whatever our polling sees.
