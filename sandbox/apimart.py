@@ -5,7 +5,6 @@ Bodies, status words and error shapes follow seeds/apimart-veo31-*.md and PROVID
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from typing import Any
@@ -17,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from sandbox import faults
+from sandbox.common import bearer_key, json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
 from sandbox.videos import video_response
@@ -62,22 +62,10 @@ def error(status: int, message: str | None = None) -> JsonResponse:
     )
 
 
-# Sandbox rules for trying "Test connection" (README, "The provider sandbox"): any key works,
-# except that keys starting with BAD_KEY_PREFIX are refused as invalid and keys starting
-# with EMPTY_KEY_PREFIX have a zero balance.
-BAD_KEY_PREFIX = "sk-bad"
+# Sandbox rule for trying "Test connection" (README, "The provider sandbox"): besides the bad
+# keys common.bearer_key refuses, keys starting with EMPTY_KEY_PREFIX have a zero balance.
 EMPTY_KEY_PREFIX = "sk-empty"
 SANDBOX_BALANCE = 100.0
-
-
-def _bearer(request: HttpRequest) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    if token.strip().startswith(BAD_KEY_PREFIX):
-        return None
-    return token.strip()
 
 
 def _new_task_id() -> str:
@@ -130,14 +118,6 @@ def _validate_generation(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _json_body(request: HttpRequest) -> dict[str, Any] | None:
-    try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _fault_response(fault: str) -> HttpResponse | None:
     """An answer standing in for a fault asked of a submission, or None to carry on.
 
@@ -168,10 +148,10 @@ def _submitted(task: SandboxTask) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def generations(request: HttpRequest) -> HttpResponse:
-    key = _bearer(request)
+    key = bearer_key(request)
     if key is None:
         return error(401)
-    body = _json_body(request)
+    body = json_object(request)
     if body is None:
         return error(400, "Request body must be a JSON object")
     fault = faults.requested(request, body.get("prompt"))
@@ -234,10 +214,10 @@ def _validate_remix(body: dict[str, Any], source: SandboxTask) -> str | None:
 @csrf_exempt
 @require_POST
 def remix(request: HttpRequest, task_id: str) -> HttpResponse:
-    key = _bearer(request)
+    key = bearer_key(request)
     if key is None:
         return error(401)
-    body = _json_body(request)
+    body = json_object(request)
     if body is None:
         return error(400, "Request body must be a JSON object")
     fault = faults.requested(request, body.get("prompt"))
@@ -311,7 +291,7 @@ def _status_data(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
 
 @require_GET
 def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
-    if _bearer(request) is None:
+    if bearer_key(request) is None:
         return error(401)
     # ``?language=en`` is documented; the twin always answers in English, so it only
     # has to be accepted.
@@ -324,7 +304,7 @@ def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
 @require_GET
 def balance(request: HttpRequest) -> JsonResponse:
     """The key's balance (docs.apimart.ai, "Token balance": GET /v1/balance)."""
-    key = _bearer(request)
+    key = bearer_key(request)
     if key is None:
         return error(401)
     remain = 0.0 if key.startswith(EMPTY_KEY_PREFIX) else SANDBOX_BALANCE

@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from sandbox import faults
+from sandbox.common import bearer_key, json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
 from sandbox.videos import video_response
@@ -73,29 +74,10 @@ def answer(code: int, msg: str | None = None, data: Any = None) -> JsonResponse:
     return response
 
 
-# Sandbox rules for trying "Test connection" (README, "The provider sandbox"): any key works,
-# except that keys starting with BAD_KEY_PREFIX are refused as invalid and keys starting
-# with EMPTY_KEY_PREFIX have no credits left.
-BAD_KEY_PREFIX = "sk-bad"
+# Sandbox rule for trying "Test connection" (README, "The provider sandbox"): besides the bad
+# keys common.bearer_key refuses, keys starting with EMPTY_KEY_PREFIX have no credits left.
 EMPTY_KEY_PREFIX = "sk-empty"
 SANDBOX_CREDITS = 1000
-
-
-def _bearer(request: HttpRequest) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    if token.strip().startswith(BAD_KEY_PREFIX):
-        return None
-    return token.strip()
-
-
-def _json_body(request: HttpRequest) -> dict[str, Any] | None:
-    try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _submit_fault(fault: str, *, extend: bool = False) -> HttpResponse | None:
@@ -192,10 +174,10 @@ def _create(http_request: HttpRequest, /, **fields: Any) -> SandboxTask:
 @csrf_exempt
 @require_POST
 def generate(request: HttpRequest) -> HttpResponse:
-    key = _bearer(request)
+    key = bearer_key(request)
     if key is None:
         return answer(401)
-    body = _json_body(request)
+    body = json_object(request)
     if body is None:
         return answer(422, "Request body must be a JSON object")
     fault = faults.requested(request, body.get("prompt"))
@@ -229,10 +211,10 @@ def generate(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def extend(request: HttpRequest) -> HttpResponse:
-    key = _bearer(request)
+    key = bearer_key(request)
     if key is None:
         return answer(401)
-    body = _json_body(request)
+    body = json_object(request)
     if body is None:
         return answer(422, "Request body must be a JSON object")
     fault = faults.requested(request, body.get("prompt"))
@@ -315,7 +297,7 @@ def _record(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
 
 @require_GET
 def record_info(request: HttpRequest) -> JsonResponse:
-    if _bearer(request) is None:
+    if bearer_key(request) is None:
         return answer(401)
     task_id = request.GET.get("taskId", "").strip()
     if not task_id:
@@ -331,7 +313,7 @@ def record_info(request: HttpRequest) -> JsonResponse:
 @require_GET
 def credit(request: HttpRequest) -> JsonResponse:
     """Remaining credits (docs.kie.ai, Common API, "Get Remaining Credits")."""
-    key = _bearer(request)
+    key = bearer_key(request)
     if key is None:
         return answer(401)
     return answer(200, "success", 0 if key.startswith(EMPTY_KEY_PREFIX) else SANDBOX_CREDITS)
@@ -339,7 +321,7 @@ def credit(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def get_1080p_video(request: HttpRequest) -> JsonResponse:
-    if _bearer(request) is None:
+    if bearer_key(request) is None:
         return answer(401)
     task_id = request.GET.get("taskId", "").strip()
     if not task_id:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import secrets
 import threading
 import time
@@ -46,6 +45,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image, UnidentifiedImageError
 
 from sandbox import faults
+from sandbox.common import json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
 from sandbox.videos import video_response
@@ -178,14 +178,6 @@ def authenticate(request: HttpRequest) -> tuple[str | None, JsonResponse | None]
 
 
 # --- validation ----------------------------------------------------------------------------
-
-
-def _json_body(request: HttpRequest) -> dict[str, Any] | None:
-    try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _check_common(body: dict[str, Any]) -> str | None:
@@ -405,7 +397,7 @@ def _submission_fault(
 
 
 def _create(request: HttpRequest, family: str, account: str) -> HttpResponse:
-    body = _json_body(request)
+    body = json_object(request)
     if body is None:
         return error(1200, "Request body must be a JSON object")
     fault, answer = _submission_fault(request, body)

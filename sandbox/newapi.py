@@ -26,6 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from sandbox import faults
+from sandbox.common import bearer_key
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
 from sandbox.videos import ensure_video, video_path, video_response
@@ -78,20 +79,6 @@ def error(status: int, message: str | None = None) -> JsonResponse:
     if status == 429:
         response["Retry-After"] = "2"
     return response
-
-
-# Sandbox rule for trying "Test connection" (README, "The provider sandbox"): any key works,
-# except that keys starting with BAD_KEY_PREFIX are refused as invalid.
-BAD_KEY_PREFIX = "sk-bad"
-
-
-def _bearer(request: HttpRequest) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    if token.strip().startswith(BAD_KEY_PREFIX):
-        return None
-    return token.strip()
 
 
 def _task_id() -> str:
@@ -161,7 +148,7 @@ def _validate(request: HttpRequest) -> dict[str, Any] | str:
 @csrf_exempt
 @require_POST
 def videos(request: HttpRequest) -> HttpResponse:
-    key = _bearer(request)
+    key = bearer_key(request)
     if key is None:
         return error(401)
     if request.content_type != "multipart/form-data":
@@ -329,7 +316,7 @@ def _action(task: SandboxTask) -> str:
 @require_GET
 def models(request: HttpRequest) -> JsonResponse:
     """The models this key may use: NewAPI's OpenAI-compatible GET /v1/models."""
-    if _bearer(request) is None:
+    if bearer_key(request) is None:
         return error(401)
     return JsonResponse(
         {
@@ -345,7 +332,7 @@ def models(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def video_task(request: HttpRequest, task_id: str) -> JsonResponse:
-    if _bearer(request) is None:
+    if bearer_key(request) is None:
         return error(401)
     task = SandboxTask.objects.filter(provider=PROVIDER, kind=KIND, task_id=task_id).first()
     if task is None:
