@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from videos.providers.base import (
-    Credentials,
+    BearerClient,
     ExtendSpec,
     GenerationRequest,
     ModelSpec,
@@ -22,9 +22,7 @@ from videos.providers.base import (
     TaskState,
     error_for_status,
     from_timestamp,
-    http_client,
     parse_retry_after,
-    unreachable,
 )
 
 # Remix turns an 8 s generation into 15 s (PROVIDERS.md: whether -official generations can be
@@ -125,29 +123,11 @@ def is_policy_refusal(message: str) -> bool:
     return bool(POLICY_RE.search(message))
 
 
-class Client:
-    def __init__(self, base_url: str, credentials: Credentials) -> None:
-        self.base_url = base_url
-        self.credentials = credentials
-
-    def _http(self) -> httpx.Client:
-        return http_client(self.base_url, {"Authorization": f"Bearer {self.credentials.key}"})
+class Client(BearerClient):
+    no_key_message = "This provider account has no API key. An admin should add one."
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        if not self.credentials.key.strip():
-            # httpx refuses a bare "Bearer " header before anything is sent, which would
-            # otherwise read as a network failure.
-            raise ProviderError(
-                "This provider account has no API key. An admin should add one.",
-                code="no_key",
-                permanent=True,
-            )
-        try:
-            with self._http() as http:
-                response = http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise unreachable(exc) from exc
-        return parse_response(response)
+        return parse_response(self._send(method, path, **kwargs))
 
     def generation_body(self, request: GenerationRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}

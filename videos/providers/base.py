@@ -239,3 +239,34 @@ def unreachable(exc: httpx.HTTPError) -> ProviderError:
         code="no_answer",
         provider_message=str(exc) or type(exc).__name__,
     )
+
+
+class BearerClient:
+    """The HTTP side of a client that sends its key as ``Authorization: Bearer``.
+
+    Subclasses parse the answers, each in its provider's own shape.
+    """
+
+    # What to tell the creator when the account has no key; None sends the request anyway.
+    no_key_message: str | None = None
+
+    def __init__(self, base_url: str, credentials: Credentials) -> None:
+        self.base_url = base_url
+        self.credentials = credentials
+
+    def authorization(self) -> str:
+        return f"Bearer {self.credentials.key}"
+
+    def _http(self) -> httpx.Client:
+        if self.no_key_message is not None and not self.credentials.key.strip():
+            # httpx refuses a bare "Bearer " header before anything is sent, which would
+            # otherwise read as a network failure.
+            raise ProviderError(self.no_key_message, code="no_key", permanent=True)
+        return http_client(self.base_url, {"Authorization": self.authorization()})
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            with self._http() as http:
+                return http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise unreachable(exc) from exc

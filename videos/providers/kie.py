@@ -20,16 +20,14 @@ from typing import Any
 import httpx
 
 from videos.providers.base import (
-    Credentials,
+    BearerClient,
     ExtendSpec,
     GenerationRequest,
     ModelSpec,
     ProviderError,
     State,
     TaskState,
-    http_client,
     parse_retry_after,
-    unreachable,
 )
 
 # The seed gives no length for an extension; Google's own Veo extension adds 7 s per hop up
@@ -125,29 +123,13 @@ class BadSignature(ValueError):
     """A callback whose signature, timestamp or body cannot be trusted."""
 
 
-class Client:
-    def __init__(self, base_url: str, credentials: Credentials) -> None:
-        self.base_url = base_url
-        self.credentials = credentials
-
-    def _http(self) -> httpx.Client:
-        if not self.credentials.key.strip():
-            raise ProviderError(
-                "The kie account has no API key. An admin should add one.",
-                code="no_key",
-                permanent=True,
-            )
-        return http_client(self.base_url, {"Authorization": f"Bearer {self.credentials.key}"})
+class Client(BearerClient):
+    no_key_message = "The kie account has no API key. An admin should add one."
 
     def _request(
         self, method: str, path: str, *, extend: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
-        try:
-            with self._http() as http:
-                response = http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise unreachable(exc) from exc
-        return parse_answer(response, extend=extend)
+        return parse_answer(self._send(method, path, **kwargs), extend=extend)
 
     def generation_body(self, request: GenerationRequest) -> dict[str, Any]:
         generation_type, image_urls = _frames(request)

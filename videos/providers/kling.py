@@ -25,7 +25,7 @@ import httpx
 import jwt
 
 from videos.providers.base import (
-    Credentials,
+    BearerClient,
     ExtendSpec,
     FrameInput,
     GenerationRequest,
@@ -35,9 +35,7 @@ from videos.providers.base import (
     TaskState,
     error_for_status,
     from_timestamp,
-    http_client,
     parse_retry_after,
-    unreachable,
 )
 
 FAMILIES = ("text2video", "image2video", "video-extend")
@@ -193,15 +191,11 @@ KLING_ERRORS: dict[int, tuple[int, str, bool]] = {
 }
 
 
-class Client:
-    def __init__(self, base_url: str, credentials: Credentials) -> None:
-        self.base_url = base_url
-        self.credentials = credentials
-
+class Client(BearerClient):
     def authorization(self) -> str:
         """The Authorization header: a fresh HS256 JWT, or the plain key of newer accounts."""
         if not self.credentials.secret:
-            return f"Bearer {self.credentials.key}"
+            return super().authorization()
         now = int(time.time())
         token = jwt.encode(
             {
@@ -216,12 +210,7 @@ class Client:
         return f"Bearer {token}"
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            with http_client(self.base_url, {"Authorization": self.authorization()}) as http:
-                response = http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise unreachable(exc) from exc
-        return parse_answer(response)
+        return parse_answer(self._send(method, path, **kwargs))
 
     def generation_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         """The endpoint family and JSON body for a generation."""

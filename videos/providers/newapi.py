@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from videos.providers.base import (
-    Credentials,
+    BearerClient,
     FrameInput,
     GenerationRequest,
     ModelSpec,
@@ -23,9 +23,7 @@ from videos.providers.base import (
     State,
     TaskState,
     error_for_status,
-    http_client,
     parse_retry_after,
-    unreachable,
 )
 
 FIELD = "input_reference[]"
@@ -99,21 +97,9 @@ POLICY_MARKERS = ("E-1005", "安全协议", "违反")
 BUSY_MARKERS = ("E-2003", "线路繁忙", "繁忙")
 
 
-class Client:
-    def __init__(self, base_url: str, credentials: Credentials) -> None:
-        self.base_url = base_url
-        self.credentials = credentials
-
-    def _http(self) -> httpx.Client:
-        return http_client(self.base_url, {"Authorization": f"Bearer {self.credentials.key}"})
-
+class Client(BearerClient):
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            with self._http() as http:
-                response = http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise unreachable(exc) from exc
-        return _parse(response)
+        return _parse(self._send(method, path, **kwargs))
 
     def submit(self, request: GenerationRequest) -> str:
         body = self._request("POST", "/v1/videos", files=form_parts(request))
