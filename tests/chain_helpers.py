@@ -1,4 +1,4 @@
-"""Helpers for the chain, review, export and role tests: sandbox accounts, finished clips."""
+"""Helpers for the chain, review, export and role tests: finished clips."""
 
 from __future__ import annotations
 
@@ -11,24 +11,6 @@ from django.core.files.storage import default_storage
 from sandbox.render import render_mp4
 from videos import media, services
 from videos.models import Clip, ClipKind, ClipStatus, ProviderAccount
-
-CREDENTIALS = {
-    "apimart": ("sk-sandbox-apimart-chain", ""),
-    "newapi": ("sk-sandbox-newapi-chain", ""),
-    "kie": ("sk-sandbox-kie-chain", "sandbox-kie-webhook-key"),
-    "kling": ("AKchaintest0123456789", "sandbox-secret-AKchaintest0123456789"),
-}
-
-
-def sandbox_account(live_server, kind: str) -> ProviderAccount:
-    key, secret = CREDENTIALS[kind]
-    return ProviderAccount.objects.create(
-        kind=kind,
-        label=f"{kind} (sandbox)",
-        base_url=f"{live_server.url}/sandbox/{kind}",
-        credential=key,
-        secret_key=secret,
-    )
 
 
 def done(clip_id: int):

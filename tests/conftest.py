@@ -46,6 +46,65 @@ def sandbox_apimart(db, live_server):
     )
 
 
+# One key per provider twin. Kling's secret follows the twin's rule ("sandbox-secret-" + access
+# key); kie's is the webhook key the twin signs callbacks with.
+SANDBOX_CREDENTIALS = {
+    "apimart": ("sk-sandbox-apimart-chain", ""),
+    "newapi": ("sk-sandbox-newapi-chain", ""),
+    "kie": ("sk-sandbox-kie-chain", "sandbox-kie-webhook-key"),
+    "kling": ("AKchaintest0123456789", "sandbox-secret-AKchaintest0123456789"),
+}
+
+
+@pytest.fixture
+def sandbox_account(db, live_server):
+    """Makes a ProviderAccount of a kind, pointed at that provider's twin on the live server."""
+
+    def make(kind: str) -> ProviderAccount:
+        key, secret = SANDBOX_CREDENTIALS[kind]
+        return ProviderAccount.objects.create(
+            kind=kind,
+            label=f"{kind} (sandbox)",
+            base_url=f"{live_server.url}/sandbox/{kind}",
+            credential=key,
+            secret_key=secret,
+        )
+
+    return make
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+
+
+@pytest.fixture
+def page_viewport() -> dict[str, int]:
+    return {"width": 1280, "height": 860}
+
+
+@pytest.fixture
+def page(monkeypatch, page_viewport):
+    """A Chromium page (Debian's build, driven by Playwright); override page_viewport to resize."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between browser steps are ordinary blocking calls, which Django must be told to allow.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport=page_viewport)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        context.close()
+        browser.close()
+
+
 @pytest.fixture
 def drain_queue(db):
     queue.purge()

@@ -3,28 +3,15 @@ adds a comment at the player's current time."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-from tests.chain_helpers import finish, generate, sandbox_account
+from tests.browser import shot
+from tests.chain_helpers import finish, generate
 from videos import chains
 from videos.models import ChainExport, Comment, CommentScope, ExportStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-SHOTS = Path(
-    os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "test-artifacts")
-)
 
 
 @pytest.fixture(autouse=True)
@@ -34,23 +21,8 @@ def quick_sandbox(fast_sandbox, settings):
 
 
 @pytest.fixture
-def page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between browser steps are ordinary blocking calls, which Django must be told to allow.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
-
-
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+def page_viewport() -> dict[str, int]:
+    return {"width": 1280, "height": 900}
 
 
 def log_in(page: Page, live_server) -> None:
@@ -62,11 +34,11 @@ def log_in(page: Page, live_server) -> None:
 
 
 def test_a_chain_plays_across_segments_and_takes_a_timecoded_comment(
-    page, live_server, user, project, drain_queue
+    page, live_server, sandbox_account, user, project, drain_queue
 ):
     # Kling returns the whole extended video: the second segment must start where the
     # first one's footage ends, not replay it.
-    account = sandbox_account(live_server, "kling")
+    account = sandbox_account("kling")
     root = generate(
         drain_queue,
         project=project,

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sandbox.models import SandboxTask
-from tests.test_browser import page, shot  # noqa: F401 (the Chromium page fixture)
+from tests.browser import shot
 from tests.test_frames import image_bytes
 from videos.models import Clip, ClipStatus, ModelPrice, ProviderAccount
 
@@ -31,7 +31,7 @@ def log_in(tab, live_server) -> None:
 
 
 def test_creator_generates_from_a_first_and_a_last_frame_and_watches_it_become_ready(
-    page,  # noqa: F811
+    page,
     live_server,
     user,
     project,
@@ -98,7 +98,7 @@ def test_creator_generates_from_a_first_and_a_last_frame_and_watches_it_become_r
 
 
 def test_reference_images_can_be_dropped_and_reordered_before_generating(
-    page,  # noqa: F811
+    page,
     live_server,
     user,
     project,

@@ -14,7 +14,7 @@ from django.utils import timezone
 from PIL import Image, ImageChops, ImageStat
 
 from sandbox.models import SandboxTask
-from tests.chain_helpers import finish, generate, sandbox_account, stored_clip
+from tests.chain_helpers import finish, generate, stored_clip
 from videos import chains
 from videos.models import Activity, Clip, ClipKind, ClipStatus, Frame, ModelPrice, Project
 
@@ -38,9 +38,9 @@ def lengths(root: Clip) -> list[float]:
 
 
 def test_apimart_remix_takes_branch_and_either_can_continue_the_main_line(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "apimart")
+    account = sandbox_account("apimart")
     root = generate(
         drain_queue,
         project=project,
@@ -79,9 +79,9 @@ def test_apimart_remix_takes_branch_and_either_can_continue_the_main_line(
 
 
 def test_apimart_remix_is_refused_for_a_clip_that_is_not_eight_seconds(
-    client, user, project, live_server
+    client, user, project, live_server, sandbox_account
 ):
-    account = sandbox_account(live_server, "apimart")
+    account = sandbox_account("apimart")
     clip = stored_clip(project=project, user=user, account=account, seconds=6)
     client.force_login(user)
     html = client.post(f"/clips/{clip.pk}/extend/", {"prompt": "More"}).content.decode()
@@ -91,9 +91,9 @@ def test_apimart_remix_is_refused_for_a_clip_that_is_not_eight_seconds(
 
 
 def test_kie_extend_returns_the_whole_video_and_the_timeline_plays_only_the_new_part(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "kie")
+    account = sandbox_account("kie")
     root = generate(
         drain_queue,
         project=project,
@@ -115,9 +115,9 @@ def test_kie_extend_returns_the_whole_video_and_the_timeline_plays_only_the_new_
 
 
 def test_kie_refuses_to_extend_a_1080p_result_before_anything_is_sent(
-    client, user, project, live_server
+    client, user, project, live_server, sandbox_account
 ):
-    account = sandbox_account(live_server, "kie")
+    account = sandbox_account("kie")
     clip = stored_clip(
         project=project,
         user=user,
@@ -137,9 +137,9 @@ def test_kie_refuses_to_extend_a_1080p_result_before_anything_is_sent(
 
 
 def test_kling_extends_twice_each_hop_adding_four_and_a_half_to_five_seconds(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "kling")
+    account = sandbox_account("kling")
     root = generate(
         drain_queue,
         project=project,
@@ -179,9 +179,9 @@ def test_kling_extends_twice_each_hop_adding_four_and_a_half_to_five_seconds(
     ],
 )
 def test_kling_rules_are_enforced_before_submission(
-    client, user, project, live_server, change, message
+    client, user, project, live_server, sandbox_account, change, message
 ):
-    account = sandbox_account(live_server, "kling")
+    account = sandbox_account("kling")
     clip = stored_clip(
         project=project,
         user=user,
@@ -199,9 +199,9 @@ def test_kling_rules_are_enforced_before_submission(
 
 
 def test_newapi_extend_failed_clip_is_continued_from_its_last_frame(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "newapi")
+    account = sandbox_account("newapi")
     partial = generate(
         drain_queue,
         project=project,
@@ -268,10 +268,10 @@ def mean_difference(a: Image.Image, b: Image.Image) -> float:
 
 
 def test_a_chain_crosses_providers_through_the_last_frame(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    kie = sandbox_account(live_server, "kie")
-    kling = sandbox_account(live_server, "kling")
+    kie = sandbox_account("kie")
+    kling = sandbox_account("kling")
     root = generate(
         drain_queue,
         project=project,
@@ -320,10 +320,10 @@ def test_a_chain_crosses_providers_through_the_last_frame(
 
 
 def test_continuing_offers_only_models_that_start_from_a_first_frame(
-    client, user, project, live_server
+    client, user, project, live_server, sandbox_account
 ):
-    newapi = sandbox_account(live_server, "newapi")
-    apimart = sandbox_account(live_server, "apimart")
+    newapi = sandbox_account("newapi")
+    apimart = sandbox_account("apimart")
     clip = stored_clip(project=project, user=user, account=newapi, seconds=8)
     client.force_login(user)
     form = client.get(f"/clips/{clip.pk}/continue/").content.decode()
@@ -334,9 +334,11 @@ def test_continuing_offers_only_models_that_start_from_a_first_frame(
     assert f'value="{apimart.pk}:' not in form
 
 
-def test_continue_form_follows_the_chosen_model(client, user, project, live_server):
-    newapi = sandbox_account(live_server, "newapi")
-    kling = sandbox_account(live_server, "kling")
+def test_continue_form_follows_the_chosen_model(
+    client, user, project, live_server, sandbox_account
+):
+    newapi = sandbox_account("newapi")
+    kling = sandbox_account("kling")
     clip = stored_clip(project=project, user=user, account=newapi, seconds=8)
     client.force_login(user)
     html = client.get(
@@ -356,9 +358,9 @@ def test_continue_form_follows_the_chosen_model(client, user, project, live_serv
 
 
 def test_an_extension_that_would_pass_the_budget_is_refused_before_anything_is_sent(
-    client, user, project, live_server
+    client, user, project, live_server, sandbox_account
 ):
-    account = sandbox_account(live_server, "kling")
+    account = sandbox_account("kling")
     ModelPrice.objects.create(kind="kling", model="kling-v1-6", per_second=Decimal("0.50"))
     Project.objects.filter(pk=project.pk).update(budget=Decimal("1.00"))
     clip = stored_clip(

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from sandbox.models import SandboxTask
 from tests.test_frames import image_bytes
-from videos.models import Clip, ProviderAccount
+from videos.models import Clip
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,22 +25,6 @@ def studio(client, user, live_server, settings):
     settings.PUBLIC_URL = live_server.url
     client.force_login(user)
     return client
-
-
-def account(live_server, kind: str) -> ProviderAccount:
-    key, secret = {
-        "apimart": ("sk-sandbox-apimart", ""),
-        "newapi": ("sk-sandbox-newapi", ""),
-        "kie": ("sk-sandbox-kie", "sandbox-kie-webhook-key"),
-        "kling": ("AKtransport0123456", "sandbox-secret-AKtransport0123456"),
-    }[kind]
-    return ProviderAccount.objects.create(
-        kind=kind,
-        label=f"{kind} (sandbox)",
-        base_url=f"{live_server.url}/sandbox/{kind}",
-        credential=key,
-        secret_key=secret,
-    )
 
 
 def submit(studio, project, drain_queue, data: dict) -> tuple[Clip, SandboxTask]:
@@ -66,9 +50,9 @@ def files(**images: bytes) -> dict:
 
 
 def test_newapi_gets_uploaded_frames_as_multipart_file_parts(
-    studio, project, live_server, drain_queue
+    studio, project, live_server, sandbox_account, drain_queue
 ):
-    newapi = account(live_server, "newapi")
+    newapi = sandbox_account("newapi")
     clip, task = submit(
         studio,
         project,
@@ -95,9 +79,9 @@ def test_newapi_gets_uploaded_frames_as_multipart_file_parts(
 
 
 def test_newapi_gets_data_uris_when_the_creator_chooses_them(
-    studio, project, live_server, drain_queue
+    studio, project, live_server, sandbox_account, drain_queue
 ):
-    newapi = account(live_server, "newapi")
+    newapi = sandbox_account("newapi")
     _, task = submit(
         studio,
         project,
@@ -125,8 +109,10 @@ def test_newapi_gets_data_uris_when_the_creator_chooses_them(
     ]
 
 
-def test_kling_gets_raw_base64_without_a_data_prefix(studio, project, live_server, drain_queue):
-    kling = account(live_server, "kling")
+def test_kling_gets_raw_base64_without_a_data_prefix(
+    studio, project, live_server, sandbox_account, drain_queue
+):
+    kling = sandbox_account("kling")
     clip, task = submit(
         studio,
         project,
@@ -155,9 +141,9 @@ def fetch(url: str) -> httpx.Response:
 
 
 def test_apimart_gets_signed_links_that_serve_the_stored_images(
-    studio, project, live_server, drain_queue
+    studio, project, live_server, sandbox_account, drain_queue
 ):
-    apimart = account(live_server, "apimart")
+    apimart = sandbox_account("apimart")
     _, task = submit(
         studio,
         project,
@@ -182,8 +168,10 @@ def test_apimart_gets_signed_links_that_serve_the_stored_images(
     assert fetch(first_url.replace("/frames/", "/frames/9")).status_code == 404
 
 
-def test_kie_gets_signed_links_for_first_and_last_frames(studio, project, live_server, drain_queue):
-    kie = account(live_server, "kie")
+def test_kie_gets_signed_links_for_first_and_last_frames(
+    studio, project, live_server, sandbox_account, drain_queue
+):
+    kie = sandbox_account("kie")
     _, task = submit(
         studio,
         project,
@@ -204,9 +192,9 @@ def test_kie_gets_signed_links_for_first_and_last_frames(studio, project, live_s
 
 
 def test_kling_can_be_sent_links_instead_and_a_pasted_link_goes_as_it_is(
-    studio, project, live_server, drain_queue
+    studio, project, live_server, sandbox_account, drain_queue
 ):
-    kling = account(live_server, "kling")
+    kling = sandbox_account("kling")
     _, task = submit(
         studio,
         project,

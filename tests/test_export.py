@@ -14,7 +14,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from tests.chain_helpers import finish, generate, sandbox_account, stored_clip
+from tests.chain_helpers import finish, generate, stored_clip
 from videos import chains, export, media
 from videos.models import ChainExport, ClipKind, ExportStatus
 
@@ -52,11 +52,11 @@ def probe_stored(key: str) -> media.VideoInfo:
 
 
 def test_the_exported_mp4_lasts_exactly_as_long_as_the_main_line(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
     # Kling returns each extension as the whole video: the export must take only the new
     # part of each, or the chain's first seconds would play twice.
-    account = sandbox_account(live_server, "kling")
+    account = sandbox_account("kling")
     root = generate(
         drain_queue,
         project=project,
@@ -88,9 +88,9 @@ def test_the_exported_mp4_lasts_exactly_as_long_as_the_main_line(
 
 
 def test_matching_segments_are_joined_without_re_encoding_and_branches_are_left_out(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "apimart")
+    account = sandbox_account("apimart")
     root = stored_clip(project=project, user=user, account=account, seconds=8)
     raw = stored_clip(
         project=project,
@@ -122,9 +122,9 @@ def test_matching_segments_are_joined_without_re_encoding_and_branches_are_left_
 
 
 def test_segments_that_differ_are_re_encoded_into_the_first_segments_frame(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "kling")
+    account = sandbox_account("kling")
     root = stored_clip(project=project, user=user, account=account, seconds=8)
     whole = stored_clip(
         project=project,
@@ -202,9 +202,9 @@ def test_sound_stays_in_step_with_the_picture_across_segments(tmp_path):
 
 
 def test_the_chain_page_shows_a_progress_bar_while_the_export_runs(
-    client, user, project, live_server
+    client, user, project, live_server, sandbox_account
 ):
-    account = sandbox_account(live_server, "apimart")
+    account = sandbox_account("apimart")
     root = stored_clip(project=project, user=user, account=account, seconds=8)
     made = ChainExport.objects.create(
         root=root, created_by=user, segments=[root.pk], status=ExportStatus.RUNNING, progress=40
@@ -226,9 +226,9 @@ def test_the_chain_page_shows_a_progress_bar_while_the_export_runs(
 
 
 def test_an_export_whose_segment_lost_its_video_fails_with_a_message(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "apimart")
+    account = sandbox_account("apimart")
     root = stored_clip(project=project, user=user, account=account, seconds=8)
     default_storage.delete(root.file_key)
     client.force_login(user)
@@ -240,8 +240,10 @@ def test_an_export_whose_segment_lost_its_video_fails_with_a_message(
     )
 
 
-def test_a_chain_with_nothing_finished_cannot_be_exported(client, user, project, live_server):
-    account = sandbox_account(live_server, "apimart")
+def test_a_chain_with_nothing_finished_cannot_be_exported(
+    client, user, project, live_server, sandbox_account
+):
+    account = sandbox_account("apimart")
     root = stored_clip(project=project, user=user, account=account, seconds=8, status="failed")
     client.force_login(user)
     response = client.post(f"/clips/{root.pk}/export/", follow=True)
@@ -249,8 +251,10 @@ def test_a_chain_with_nothing_finished_cannot_be_exported(client, user, project,
     assert not ChainExport.objects.exists()
 
 
-def test_an_export_that_lost_its_worker_can_be_made_again(client, user, project, live_server):
-    account = sandbox_account(live_server, "apimart")
+def test_an_export_that_lost_its_worker_can_be_made_again(
+    client, user, project, live_server, sandbox_account
+):
+    account = sandbox_account("apimart")
     root = stored_clip(project=project, user=user, account=account, seconds=8)
     lost = ChainExport.objects.create(
         root=root,

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from playwright.sync_api import sync_playwright
 
+from tests.browser import shot
 from videos.models import AuditEvent, Membership, Project, Role
 
 pytestmark = pytest.mark.django_db
-
-SHOTS = Path(
-    os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parent.parent / "test-artifacts")
-)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
 
 
 @pytest.fixture
@@ -188,39 +176,29 @@ def test_a_negative_budget_is_refused_next_to_the_field(client, admin_user, proj
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_an_admin_manages_members_and_the_budget_in_chromium(
-    live_server, admin_user, project, sam, monkeypatch
+    page, live_server, admin_user, project, sam
 ):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls around it block.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/login/")
-        page.get_by_label("Username").fill("casey")
-        page.get_by_label("Password").fill("pw-casey-123")
-        page.get_by_role("button", name="Log in").click()
-        page.get_by_role("link", name="Launch film").click()
-        page.get_by_role("link", name="Settings").click()
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Username").fill("casey")
+    page.get_by_label("Password").fill("pw-casey-123")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Launch film").click()
+    page.get_by_role("link", name="Settings").click()
 
-        page.get_by_label("Username or email").fill("sam@example.com")
-        page.get_by_label("Role", exact=True).select_option("reviewer")
-        page.get_by_role("button", name="Add member").click()
-        page.get_by_text("Added sam as reviewer.").wait_for()
-        page.get_by_label("Budget (USD)").fill("12.50")
-        page.get_by_role("button", name="Save budget").click()
-        page.get_by_text("The budget is now $12.50.").wait_for()
-        page.screenshot(path=SHOTS / "money-01-settings.png", full_page=True)
+    page.get_by_label("Username or email").fill("sam@example.com")
+    page.get_by_label("Role", exact=True).select_option("reviewer")
+    page.get_by_role("button", name="Add member").click()
+    page.get_by_text("Added sam as reviewer.").wait_for()
+    page.get_by_label("Budget (USD)").fill("12.50")
+    page.get_by_role("button", name="Save budget").click()
+    page.get_by_text("The budget is now $12.50.").wait_for()
+    shot(page, "money-01-settings")
 
-        page.get_by_role("button", name="Remove casey").click()
-        page.get_by_text("casey is the project's only admin.").wait_for()
-        page.get_by_role("link", name="Usage", exact=True).click()
-        page.get_by_role("heading", name="Usage").wait_for()
-        page.screenshot(path=SHOTS / "money-02-usage.png", full_page=True)
-        browser.close()
+    page.get_by_role("button", name="Remove casey").click()
+    page.get_by_text("casey is the project's only admin.").wait_for()
+    page.get_by_role("link", name="Usage", exact=True).click()
+    page.get_by_role("heading", name="Usage").wait_for()
+    shot(page, "money-02-usage")
     assert project.role_of(sam) == Role.REVIEWER
     project.refresh_from_db()
     assert project.budget == Decimal("12.50")

@@ -8,25 +8,9 @@ import pytest
 
 from tests.queue import purge
 from videos import pipeline
-from videos.models import Clip, ClipStatus, ProviderAccount
+from videos.models import Clip, ClipStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def sandbox_account(live_server, kind: str) -> ProviderAccount:
-    key, secret = {
-        "apimart": ("sk-sandbox-apimart-e2e", ""),
-        "newapi": ("sk-sandbox-newapi-e2e", ""),
-        "kie": ("sk-sandbox-kie-e2e", "sandbox-kie-webhook-key"),
-        "kling": ("AKe2etest0123456789", "sandbox-secret-AKe2etest0123456789"),
-    }[kind]
-    return ProviderAccount.objects.create(
-        kind=kind,
-        label=f"{kind} (sandbox)",
-        base_url=f"{live_server.url}/sandbox/{kind}",
-        credential=key,
-        secret_key=secret,
-    )
 
 
 def done(clip_id: int):
@@ -74,9 +58,9 @@ def done(clip_id: int):
     ],
 )
 def test_each_provider_turns_a_form_post_into_a_ready_clip(
-    client, user, project, live_server, drain_queue, kind, fields, seconds
+    client, user, project, live_server, sandbox_account, drain_queue, kind, fields, seconds
 ):
-    account = sandbox_account(live_server, kind)
+    account = sandbox_account(kind)
     client.force_login(user)
     response = client.post(
         f"/projects/{project.pk}/clips/new/",
@@ -91,9 +75,9 @@ def test_each_provider_turns_a_form_post_into_a_ready_clip(
 
 
 def test_newapi_extend_failed_keeps_the_first_eight_seconds_as_a_partial_clip(
-    client, user, project, live_server, drain_queue
+    client, user, project, live_server, sandbox_account, drain_queue
 ):
-    account = sandbox_account(live_server, "newapi")
+    account = sandbox_account("newapi")
     client.force_login(user)
     client.post(
         f"/projects/{project.pk}/clips/new/",
@@ -119,9 +103,9 @@ def test_newapi_extend_failed_keeps_the_first_eight_seconds_as_a_partial_clip(
 
 
 def test_the_extension_prompt_is_required_for_the_fifteen_second_models(
-    client, user, project, live_server
+    client, user, project, live_server, sandbox_account
 ):
-    account = sandbox_account(live_server, "newapi")
+    account = sandbox_account("newapi")
     client.force_login(user)
     page = client.get(
         f"/projects/{project.pk}/clips/new/?provider_account={account.pk}"
@@ -144,10 +128,10 @@ def test_the_extension_prompt_is_required_for_the_fifteen_second_models(
 
 @pytest.mark.parametrize("kind", ["kie", "kling"])
 def test_a_provider_callback_wakes_the_tracker(
-    user, project, live_server, drain_queue, settings, kind
+    user, project, live_server, sandbox_account, drain_queue, settings, kind
 ):
     settings.PUBLIC_URL = live_server.url
-    account = sandbox_account(live_server, kind)
+    account = sandbox_account(kind)
     model = {"kie": "veo3_fast", "kling": "kling-v1-6"}[kind]
     clip = Clip.objects.create(
         project=project,
@@ -170,8 +154,8 @@ def test_a_provider_callback_wakes_the_tracker(
     assert clip.status == ClipStatus.READY
 
 
-def test_a_forged_kie_callback_is_refused(client, live_server):
-    account = sandbox_account(live_server, "kie")
+def test_a_forged_kie_callback_is_refused(client, live_server, sandbox_account):
+    account = sandbox_account("kie")
     response = client.post(
         f"/callbacks/kie/{account.pk}/",
         data=b'{"code":200,"data":{"taskId":"x","info":{"resultUrls":["http://evil/x.mp4"]}}}',
