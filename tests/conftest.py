@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from tests import queue
 from videos.models import Membership, Project, ProviderAccount, ProviderKind, Role
@@ -103,6 +104,10 @@ def page(monkeypatch, page_viewport):
         yield page
         context.close()
         browser.close()
+        # While Playwright's loop runs, Django keeps this thread's connections in a separate,
+        # context-local store; close them here, or PostgreSQL keeps an idle session that
+        # blocks dropping the test database at the end of the run.
+        connections.close_all()
 
 
 @pytest.fixture
