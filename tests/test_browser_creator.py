@@ -48,6 +48,8 @@ def test_creator_generates_from_a_first_and_a_last_frame_and_watches_it_become_r
     log_in(page, live_server)
     page.goto(f"{live_server.url}/projects/{project.pk}/clips/new/")
     page.get_by_label("Provider").select_option(label="apimart (sandbox)")
+    # Let the redraw that choice starts land before the next step, as a person would.
+    page.wait_for_load_state("networkidle")
 
     page.set_input_files("#id_first_frame", files=[png("first.png", FIRST)])
     expect(page.locator("#slot-first .preview img")).to_have_count(1)
