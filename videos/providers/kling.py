@@ -63,47 +63,30 @@ EXTEND = ExtendSpec(
 # shown under the label "Mode".
 MODES = ("std", "pro")
 
+
+def _v1(name: str, label: str) -> ModelSpec:
+    """The V1.x models share everything but their name: std/pro modes, first and last frames,
+    and video-extend."""
+    return ModelSpec(
+        name=name,
+        label=label,
+        durations=(5, 10),
+        default_duration=5,
+        aspect_ratios=("16:9", "9:16", "1:1"),
+        resolutions=MODES,
+        default_resolution="std",
+        resolution_label="Mode",
+        frame_roles=("first", "last"),
+        frame_transports=("url", "base64"),
+        extend=EXTEND,
+    )
+
+
 MODELS = (
-    ModelSpec(
-        name="kling-v1",
-        label="Kling 1.0",
-        durations=(5, 10),
-        default_duration=5,
-        aspect_ratios=("16:9", "9:16", "1:1"),
-        resolutions=MODES,
-        default_resolution="std",
-        resolution_label="Mode",
-        frame_roles=("first", "last"),
-        frame_transports=("url", "base64"),
-        extend=EXTEND,
-    ),
+    _v1("kling-v1", "Kling 1.0"),
     # Image to video only: Kling's text2video model enum does not list kling-v1-5.
-    ModelSpec(
-        name="kling-v1-5",
-        label="Kling 1.5 (needs a first frame)",
-        durations=(5, 10),
-        default_duration=5,
-        aspect_ratios=("16:9", "9:16", "1:1"),
-        resolutions=MODES,
-        default_resolution="std",
-        resolution_label="Mode",
-        frame_roles=("first", "last"),
-        frame_transports=("url", "base64"),
-        extend=EXTEND,
-    ),
-    ModelSpec(
-        name="kling-v1-6",
-        label="Kling 1.6",
-        durations=(5, 10),
-        default_duration=5,
-        aspect_ratios=("16:9", "9:16", "1:1"),
-        resolutions=MODES,
-        default_resolution="std",
-        resolution_label="Mode",
-        frame_roles=("first", "last"),
-        frame_transports=("url", "base64"),
-        extend=EXTEND,
-    ),
+    _v1("kling-v1-5", "Kling 1.5 (needs a first frame)"),
+    _v1("kling-v1-6", "Kling 1.6"),
     # The non-extendable example: only V1.0/V1.5/V1.6 videos can be extended (PROVIDERS.md §4).
     # The master models have no std/pro choice and always render 1080p, and take no last frame.
     ModelSpec(
