@@ -295,8 +295,8 @@ def _record(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
     return data
 
 
-@require_GET
-def record_info(request: HttpRequest) -> JsonResponse:
+def _queried_task(request: HttpRequest) -> SandboxTask | JsonResponse:
+    """The Veo task named by ?taskId=, or kie's answer when the key or the id is wrong."""
     if bearer_key(request) is None:
         return answer(401)
     task_id = request.GET.get("taskId", "").strip()
@@ -305,8 +305,14 @@ def record_info(request: HttpRequest) -> JsonResponse:
     task = SandboxTask.objects.filter(
         provider=PROVIDER, task_id=task_id, kind__in=("generate", "extend")
     ).first()
-    if task is None:
-        return answer(404, "record is not found")
+    return task if task is not None else answer(404, "record is not found")
+
+
+@require_GET
+def record_info(request: HttpRequest) -> JsonResponse:
+    task = _queried_task(request)
+    if isinstance(task, JsonResponse):
+        return task
     return answer(200, "success", _record(request, task))
 
 
@@ -321,16 +327,9 @@ def credit(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def get_1080p_video(request: HttpRequest) -> JsonResponse:
-    if bearer_key(request) is None:
-        return answer(401)
-    task_id = request.GET.get("taskId", "").strip()
-    if not task_id:
-        return answer(422, "taskId is required")
-    task = SandboxTask.objects.filter(
-        provider=PROVIDER, task_id=task_id, kind__in=("generate", "extend")
-    ).first()
-    if task is None:
-        return answer(404, "record is not found")
+    task = _queried_task(request)
+    if isinstance(task, JsonResponse):
+        return task
     if not _succeeded(task):
         return answer(422, "The video task has not completed successfully")
     hd = SandboxTask.objects.filter(provider=PROVIDER, kind="hd1080", source=task).first()
