@@ -26,6 +26,8 @@ class ProjectQuerySet(models.QuerySet["Project"]):
 
 
 class Project(models.Model):
+    """A team's space. Creating one, and spending in one, needs the site-level ``spend`` right."""
+
     name = models.CharField(max_length=120)
     budget = models.DecimalField(
         max_digits=12,
@@ -40,6 +42,11 @@ class Project(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        permissions = [
+            ("spend", "Can create projects and spend with provider accounts"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -102,8 +109,11 @@ class ProviderAccount(models.Model):
     secret_key = EncryptedTextField(blank=True, default="")
     credential_last4 = models.CharField(max_length=4, blank=True, editable=False)
     is_enabled = models.BooleanField(default=True)
+    # Off by default: an account is offered only to the projects staff chose, so creating a
+    # project never brings money with it.
     all_projects = models.BooleanField(
-        default=True, help_text="Offer this account to every project, not only those chosen."
+        default=False,
+        help_text="Offer this account to every project, not only those chosen. Staff only.",
     )
     projects = models.ManyToManyField(Project, blank=True, related_name="provider_accounts")
     unit_price = models.DecimalField(
@@ -116,6 +126,23 @@ class ProviderAccount(models.Model):
             "Empty: the provider reports money, or costs are estimated from the price table."
         ),
     )
+    max_in_flight = models.PositiveIntegerField(
+        default=20,
+        help_text=(
+            "How many tasks this account runs at the provider at once. Further clips wait in "
+            "order for a free slot, so a burst does not trip the provider's limits."
+        ),
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        default=300,
+        help_text="The most status checks the studio sends this account's provider per minute.",
+    )
+    # Shared by every tracker process (a token bucket on this row), so the limit holds
+    # however many machines poll.
+    poll_tokens = models.FloatField(default=0, editable=False)
+    poll_tokens_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The provider answered 429: this account is not polled again before then.
+    paused_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = ProviderAccountQuerySet.as_manager()
@@ -131,6 +158,9 @@ class ProviderAccount(models.Model):
 class ClipStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     SUBMITTING = "submitting", "Submitting"
+    # The provider may have taken the task, but its answer was lost: never sent again, looked
+    # up where the provider allows it, otherwise a person checks.
+    UNKNOWN = "unknown", "Outcome unknown"
     RUNNING = "running", "Generating"
     MIRRORING = "mirroring", "Saving video"
     READY = "ready", "Ready"
@@ -173,6 +203,10 @@ class Clip(models.Model):
     # Extension chains: a clip made by extending another points at it.
     parent = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    # The first clip of the chain (None for a root): a chain is one query, not one per hop.
+    root = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="chain_clips"
     )
     kind = models.CharField(max_length=16, choices=ClipKind.choices, default=ClipKind.GENERATE)
     # Among the takes that extend one parent, the one that continues the chain's main line.
@@ -221,9 +255,19 @@ class Clip(models.Model):
     provider_done_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
-    # A tracking task holds this lease while it polls, so that the safety-net schedule
-    # and a re-delivered task never poll the same clip side by side.
+    # When the tracker should next ask the provider about this clip's task.
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    # Status checks that failed in a row (the tracker backs off, then gives up at the deadline).
+    poll_failures = models.PositiveIntegerField(default=0)
+    # A tracker holds this lease while it polls, so that two trackers (or a tracker and
+    # the safety net) never poll the same clip side by side.
     tracking_lease_until = models.DateTimeField(null=True, blank=True)
+    # Who is submitting: claimed at, and a lease the submitter renews while its call runs.
+    # The safety net judges a submission by this lease, never by when the clip was made.
+    submit_claimed_at = models.DateTimeField(null=True, blank=True)
+    submit_lease_until = models.DateTimeField(null=True, blank=True)
+    # Downloads of the provider's video that failed (bounded: then the clip says why).
+    mirror_attempts = models.PositiveSmallIntegerField(default=0)
 
     objects = ClipQuerySet.as_manager()
 
@@ -247,6 +291,10 @@ class Clip(models.Model):
             models.Index(fields=["project", "-created_at"], name="clip_project_newest"),
             # The safety-net schedule: clips whose provider task is still running.
             models.Index(fields=["status", "tracking_lease_until"], name="clip_status_lease"),
+            # The tracker's round: running clips whose next poll is due.
+            models.Index(fields=["status", "next_poll_at"], name="clip_status_next_poll"),
+            # Free slots per account: clips submitting or running at one account.
+            models.Index(fields=["provider_account", "status"], name="clip_account_status"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,30 @@
+"""What every pipeline step shares: queueing a step and a client for a provider account."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django_q.tasks import async_task
+
+from videos.models import ProviderAccount
+from videos.providers import Credentials, ProviderClient, accepts_callbacks, client_for
+
+
+def enqueue(step: str, clip_id: int) -> None:
+    """Queue a pipeline step once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: async_task(f"videos.tasks.{step}", clip_id))
+
+
+def client_for_account(account: ProviderAccount) -> ProviderClient:
+    return client_for(
+        account.kind,
+        base_url=account.base_url,
+        credentials=Credentials(key=account.credential, secret=account.secret_key),
+    )
+
+
+def callback_url(account: ProviderAccount) -> str:
+    if not settings.PUBLIC_URL or not accepts_callbacks(account.kind):
+        return ""
+    return settings.PUBLIC_URL + reverse("provider-callback", args=[account.kind, account.pk])
