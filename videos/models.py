@@ -150,6 +150,16 @@ class ProviderAccount(models.Model):
     def __str__(self) -> str:
         return self.label
 
+    @property
+    def is_sandbox(self) -> bool:
+        """Points at this studio's own provider twins (only ever true where the sandbox runs).
+
+        Fetches for a sandbox account may reach loopback; every other account's may not.
+        """
+        from urllib.parse import urlsplit
+
+        return settings.SANDBOX_ENABLED and urlsplit(self.base_url).path.startswith("/sandbox/")
+
     def save(self, *args, **kwargs) -> None:
         self.credential_last4 = (self.credential or "")[-4:]
         super().save(*args, **kwargs)
@@ -266,6 +276,9 @@ class Clip(models.Model):
     # The safety net judges a submission by this lease, never by when the clip was made.
     submit_claimed_at = models.DateTimeField(null=True, blank=True)
     submit_lease_until = models.DateTimeField(null=True, blank=True)
+    # Seam and drift scores measured on the mirrored video (videos/seams.py): against the
+    # previous part of the main line and against the chain's first part.
+    quality = models.JSONField(default=dict, blank=True)
     # Downloads of the provider's video that failed (bounded: then the clip says why).
     mirror_attempts = models.PositiveSmallIntegerField(default=0)
 

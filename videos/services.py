@@ -45,6 +45,7 @@ def create_clip(
         prompt=prompt,
         params=params,
         parent=parent,
+        root_id=(parent.root_id or parent.pk) if parent is not None else None,
         retry_of=retry_of,
         estimated_cost=estimate_cost(account.kind, model, params.get("duration")),
     )

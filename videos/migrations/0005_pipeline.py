@@ -48,6 +48,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='clip',
+            name='quality',
+            field=models.JSONField(blank=True, default=dict),
+        ),
+        migrations.AddField(
+            model_name='clip',
             name='mirror_attempts',
             field=models.PositiveSmallIntegerField(default=0),
         ),
