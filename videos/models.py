@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from videos.crypto import EncryptedTextField
+from videos.redact import redact
 
 
 class Role(models.TextChoices):
@@ -160,6 +161,18 @@ class ProviderAccount(models.Model):
 
         return settings.SANDBOX_ENABLED and urlsplit(self.base_url).path.startswith("/sandbox/")
 
+    def secrets(self) -> tuple[str, str]:
+        return (self.credential, self.secret_key)
+
+    def pause(self, *, seconds: float) -> datetime:
+        """The provider asked this account to slow down: no status checks before then."""
+        until = timezone.now() + timedelta(seconds=seconds)
+        ProviderAccount.objects.filter(pk=self.pk).filter(
+            Q(paused_until__isnull=True) | Q(paused_until__lt=until)
+        ).update(paused_until=until)
+        self.paused_until = until
+        return until
+
     def save(self, *args, **kwargs) -> None:
         self.credential_last4 = (self.credential or "")[-4:]
         super().save(*args, **kwargs)
@@ -187,6 +200,16 @@ class ClipStatus(models.TextChoices):
     def tracked(cls) -> frozenset[str]:
         """States in which a provider task exists and has not finished yet."""
         return frozenset({cls.RUNNING})
+
+    @classmethod
+    def occupying(cls) -> frozenset[str]:
+        """States that hold one of the account's slots at the provider."""
+        return frozenset({cls.SUBMITTING, cls.RUNNING})
+
+    @classmethod
+    def active(cls) -> frozenset[str]:
+        """States the studio is working on by itself (the page keeps polling)."""
+        return frozenset({cls.QUEUED, cls.SUBMITTING, cls.RUNNING, cls.MIRRORING})
 
 
 class ClipKind(models.TextChoices):
@@ -342,26 +365,76 @@ class Clip(models.Model):
     # race on the same clip cannot both win: the loser sees 0 rows and stands down.
 
     def _transition(self, from_statuses: set[str] | frozenset[str], **changes) -> bool:
+        # A provider's words may echo the key it was sent: never saved as they came.
+        for name in ("provider_message", "error_message"):
+            if changes.get(name):
+                changes[name] = redact(changes[name], self.provider_account.secrets())
         updated = Clip.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes)
         if updated:
             for name, value in changes.items():
                 setattr(self, name, value)
         return bool(updated)
 
-    def claim_submission(self) -> bool:
-        """Take the right to call the provider. Only one caller ever gets True."""
-        return self._transition({ClipStatus.QUEUED}, status=ClipStatus.SUBMITTING, phase="")
+    def claim_submission(self, *, lease_seconds: float) -> bool:
+        """Take the right to call the provider. Only one caller ever gets True.
 
-    def mark_submitted(self, task_id: str, *, estimate_seconds: int | None = None) -> None:
+        The lease is renewed while the call runs (``renew_submit_lease``); only when it has
+        lapsed may the safety net conclude that the submitter died.
+        """
+        now = timezone.now()
+        return self._transition(
+            {ClipStatus.QUEUED},
+            status=ClipStatus.SUBMITTING,
+            phase="",
+            submit_claimed_at=now,
+            submit_lease_until=now + timedelta(seconds=lease_seconds),
+        )
+
+    def renew_submit_lease(self, *, lease_seconds: float) -> bool:
+        until = timezone.now() + timedelta(seconds=lease_seconds)
+        return self._transition({ClipStatus.SUBMITTING}, submit_lease_until=until)
+
+    def mark_submitted(self, task_id: str, *, estimate_seconds: int | None = None) -> bool:
         # Saved the moment the provider answers: a crash after this line can never lead to
-        # a second paid submission, and the tracker can always find the task again.
-        self._transition(
-            {ClipStatus.SUBMITTING},
+        # a second paid submission, and the tracker can always find the task again. An
+        # answer that arrives after the safety net gave the clip up as unknown still counts.
+        now = timezone.now()
+        return self._transition(
+            {ClipStatus.SUBMITTING, ClipStatus.UNKNOWN},
             status=ClipStatus.RUNNING,
             provider_task_id=task_id,
-            submitted_at=timezone.now(),
+            submitted_at=self.submitted_at or now,
             provider_estimate_seconds=estimate_seconds,
             phase="Submitted",
+            submit_lease_until=None,
+            error_code="",
+            error_message="",
+            provider_message="",
+            next_poll_at=now + timedelta(seconds=settings.TRACK_POLL_SECONDS),
+            poll_failures=0,
+            tracking_lease_until=None,
+        )
+
+    def mark_outcome_unknown(self, *, message: str, provider_message: str = "") -> bool:
+        """The submission may have reached the provider, but no answer came back."""
+        return self._transition(
+            {ClipStatus.SUBMITTING},
+            status=ClipStatus.UNKNOWN,
+            phase="",
+            error_code="outcome_unknown",
+            error_message=message,
+            provider_message=provider_message,
+            submit_lease_until=None,
+        )
+
+    def mark_not_sent(self, *, message: str) -> bool:
+        """A person checked the provider's dashboard: the unknown submission never arrived."""
+        return self._transition(
+            {ClipStatus.UNKNOWN},
+            status=ClipStatus.FAILED,
+            error_code="not_sent",
+            error_message=message,
+            finished_at=timezone.now(),
         )
 
     def mark_submit_failed(self, *, code: str, message: str, provider_message: str = "") -> None:
@@ -375,16 +448,39 @@ class Clip(models.Model):
         )
 
     def record_progress(
-        self, *, progress: int, phase: str, estimate_seconds: int | None = None
+        self,
+        *,
+        progress: int,
+        phase: str,
+        estimate_seconds: int | None = None,
+        next_poll_at: datetime | None = None,
     ) -> None:
         changes: dict = {
             "progress": max(self.progress, min(100, max(0, progress))),
             "phase": phase,
             "last_polled_at": timezone.now(),
+            "poll_failures": 0,
+            "tracking_lease_until": None,
         }
         if estimate_seconds is not None:
             changes["provider_estimate_seconds"] = estimate_seconds
+        if next_poll_at is not None:
+            changes["next_poll_at"] = next_poll_at
         self._transition({ClipStatus.RUNNING}, **changes)
+
+    def record_poll_failure(self, *, next_poll_at: datetime) -> None:
+        """A status check failed (the task is paid for and keeps running): ask again later."""
+        Clip.objects.filter(pk=self.pk, status=ClipStatus.RUNNING).update(
+            poll_failures=models.F("poll_failures") + 1,
+            next_poll_at=next_poll_at,
+            tracking_lease_until=None,
+        )
+        self.poll_failures += 1
+        self.next_poll_at = next_poll_at
+
+    def schedule_poll(self, at: datetime) -> None:
+        """Hand the clip back to the tracker, due at ``at``, without polling it now."""
+        self._transition({ClipStatus.RUNNING}, next_poll_at=at, tracking_lease_until=None)
 
     def mark_provider_done(
         self,
@@ -404,6 +500,7 @@ class Clip(models.Model):
             phase="Saving the video" if not partial else "Saving the partial video",
             result_url=result_url,
             result_expires_at=expires_at,
+            tracking_lease_until=None,
             cost=cost,
             provider_done_at=timezone.now(),
             last_polled_at=timezone.now(),
@@ -438,7 +535,7 @@ class Clip(models.Model):
 
     def mark_cancelled(self, *, message: str) -> bool:
         return self._transition(
-            {ClipStatus.RUNNING},
+            {ClipStatus.RUNNING, ClipStatus.UNKNOWN},
             status=ClipStatus.CANCELLED,
             error_code="cancelled",
             error_message=message,
@@ -474,19 +571,6 @@ class Clip(models.Model):
     def set_poster(self, poster_key: str) -> None:
         self.poster_key = poster_key
         self.save(update_fields=["poster_key"])
-
-    def claim_tracking(self, seconds: float) -> bool:
-        now = timezone.now()
-        updated = (
-            Clip.objects.filter(pk=self.pk, status=ClipStatus.RUNNING)
-            .filter(Q(tracking_lease_until__isnull=True) | Q(tracking_lease_until__lt=now))
-            .update(tracking_lease_until=now + timedelta(seconds=seconds))
-        )
-        return bool(updated)
-
-    def release_tracking(self) -> None:
-        Clip.objects.filter(pk=self.pk).update(tracking_lease_until=None)
-        self.tracking_lease_until = None
 
     # --- chains --------------------------------------------------------------------------
 
@@ -811,3 +895,22 @@ class ChainExport(models.Model):
         self.status, self.error_message = ExportStatus.FAILED, message
         self.finished_at = timezone.now()
         self.save(update_fields=["status", "error_message", "finished_at"])
+
+
+class WorkerHeartbeat(models.Model):
+    """A tracker or worker process says it is alive; the pages warn when none is."""
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def beat(cls, *, name: str, kind: str) -> None:
+        cls.objects.update_or_create(name=name, defaults={"kind": kind, "seen_at": timezone.now()})
+
+    @classmethod
+    def alive(cls, kind: str, *, within: timedelta = timedelta(seconds=30)) -> bool:
+        return cls.objects.filter(kind=kind, seen_at__gte=timezone.now() - within).exists()

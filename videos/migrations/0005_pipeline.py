@@ -42,6 +42,15 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.CreateModel(
+            name='WorkerHeartbeat',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('kind', models.CharField(max_length=20)),
+                ('seen_at', models.DateTimeField(default=timezone.now)),
+            ],
+        ),
         migrations.AlterModelOptions(
             name='project',
             options={'permissions': [('spend', 'Can create projects and spend with provider accounts')]},
