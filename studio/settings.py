@@ -9,8 +9,10 @@ import base64
 import hashlib
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -121,22 +123,33 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "studio.urls"
 
+TEMPLATE_LOADERS = [
+    "django.template.loaders.filesystem.Loader",
+    "django.template.loaders.app_directories.Loader",
+]
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Compiled templates are kept in memory in production; in development every
+            # request reads the files, so an edited template shows on the next reload.
+            "loaders": (
+                TEMPLATE_LOADERS
+                if DEBUG
+                else [("django.template.loaders.cached.Loader", TEMPLATE_LOADERS)]
+            ),
         },
     },
 ]
@@ -155,7 +168,9 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "clipchain.sqlite3",
+            "NAME": Path(env_str("SQLITE_PATH", str(DATA_DIR / "clipchain.sqlite3"))),
+            # On a file, not in memory, so the tests' tracker and worker processes share it.
+            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
             "OPTIONS": {
                 # WAL lets the web server read while the worker writes; IMMEDIATE takes the
                 # write lock at BEGIN so two writers queue on busy_timeout instead of one
@@ -176,7 +191,7 @@ REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER: dict = {
     "name": "clipchain",
     "workers": env_int("Q_WORKERS", 4, minimum=1),
-    # A tracking task polls for at most TRACK_BUDGET_SECONDS, far below this timeout.
+    # Queue tasks are media work (mirror, poster, export); provider calls are the tracker's.
     "timeout": 600,
     "retry": 660,
     # Every task is safe to run twice (state is checked in the database first), so a
@@ -193,12 +208,21 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
-# How the tracker follows a provider task. The page polls every 2 s, the tracker polls the
-# provider every TRACK_POLL_SECONDS, so progress reaches the page within about 4 s.
+# How the tracker (manage.py tracker) follows provider tasks. A task is first asked about
+# TRACK_POLL_SECONDS after submission, then less often as it runs long, at most every
+# TRACK_MAX_POLL_SECONDS; the page polls every 2 s.
 TRACK_POLL_SECONDS = env_float("TRACK_POLL_SECONDS", 2.0)
-# One tracking task polls for this long, then hands over to a fresh task so that a few
-# long provider jobs never hold every worker.
-TRACK_BUDGET_SECONDS = env_float("TRACK_BUDGET_SECONDS", 45.0)
+TRACK_MAX_POLL_SECONDS = env_float("TRACK_MAX_POLL_SECONDS", 30.0)
+# Never asked more often than the provider refreshes its tasks (the NewAPI gateway: 15 s).
+TRACK_PROVIDER_REFRESH_SECONDS = {"newapi": env_float("TRACK_NEWAPI_REFRESH_SECONDS", 15.0)}
+# Status checks in flight at once per tracker process, and submissions sent side by side.
+TRACKER_THREADS = env_int("TRACKER_THREADS", 32, minimum=1)
+TRACKER_SUBMIT_THREADS = env_int("TRACKER_SUBMIT_THREADS", 4, minimum=1)
+# An idle tracker looks for due polls and new clips this often.
+TRACKER_IDLE_SECONDS = env_float("TRACKER_IDLE_SECONDS", 0.5)
+# A submitter renews its claim on a clip every third of this while the provider call runs;
+# a claim not renewed for this long belonged to a process that died.
+SUBMIT_LEASE_SECONDS = env_float("SUBMIT_LEASE_SECONDS", 30.0)
 # A provider task still unfinished after this long is given up as expired (Kling jobs
 # have been seen to run over an hour).
 TRACK_DEADLINE_SECONDS = env_int("TRACK_DEADLINE_SECONDS", 3 * 3600, minimum=60)
@@ -252,8 +276,13 @@ STORAGES = {
 }
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py collectstatic` writes the hashed, compressed files WhiteNoise serves.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))).resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# A file missing from the manifest (a template naming a file added after collectstatic) is
+# linked by its plain name instead of failing every page that mentions it with a 500. A
+# missing manifest altogether is refused at start-up by gunicorn.conf.py.
+WHITENOISE_MANIFEST_STRICT = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -277,6 +306,51 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Production is HTTPS only: plain HTTP is redirected, and browsers are told to remember
+    # it (a year by default). Set SECURE_SSL_REDIRECT=0 only where a proxy already redirects.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # The preload token asks browsers to hard-code the domain as HTTPS-only, a decision
+        # for whoever owns the domain (hstspreload.org), not a default: opt in with
+        # SECURE_HSTS_PRELOAD=1.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Load balancers probe over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# Content Security Policy (django-csp): scripts and styles come only from this site's static
+# files (htmx included), never inline, so injected markup cannot run script. htmx is told
+# not to eval (templates/base.html), so none of its features need 'unsafe-eval'.
+if S3_BUCKET:
+    # Videos and posters are presigned S3 links the browser is redirected to.
+    endpoint = urlsplit(env_str("S3_ENDPOINT_URL"))
+    S3_ORIGIN = (
+        f"{endpoint.scheme}://{endpoint.netloc}" if endpoint.netloc else "https://*.amazonaws.com"
+    )
+    MEDIA_SOURCES = [SELF, S3_ORIGIN]
+else:
+    MEDIA_SOURCES = [SELF]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # Data-driven widths (the budget bar, the chain strip) are style attributes; an
+        # attribute cannot load or run anything.
+        "style-src-attr": [UNSAFE_INLINE],
+        # Frame previews may be links creators pasted (any https host) or local blob:/data:
+        # previews of a chosen file.
+        "img-src": [*MEDIA_SOURCES, "https:", "data:", "blob:"],
+        "media-src": MEDIA_SOURCES,
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,

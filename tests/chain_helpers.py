@@ -81,6 +81,7 @@ def stored_clip(
             "params", {"duration": round(seconds), "aspect_ratio": "16:9", "resolution": "720p"}
         ),
         parent=parent,
+        root_id=(parent.root_id or parent.pk) if parent is not None else None,
         kind=kind,
         new_from_seconds=new_from,
         status=status,

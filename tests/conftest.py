@@ -14,7 +14,9 @@ def fast_sandbox(settings, tmp_path):
     settings.SANDBOX_TASK_SECONDS = 1.5
     settings.SANDBOX_MAX_EDGE = 480
     settings.TRACK_POLL_SECONDS = 0.25
-    settings.TRACK_BUDGET_SECONDS = 5
+    settings.TRACK_MAX_POLL_SECONDS = 0.5
+    # The twins refresh at once; the NewAPI floor has its own test.
+    settings.TRACK_PROVIDER_REFRESH_SECONDS = {}
     settings.DATA_DIR = tmp_path / "data"
     settings.STORAGES = {
         **settings.STORAGES,
@@ -40,6 +42,7 @@ def project(user):
 @pytest.fixture
 def sandbox_apimart(db, live_server):
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind=ProviderKind.APIMART,
         label="apimart (sandbox)",
         base_url=f"{live_server.url}/sandbox/apimart",
@@ -64,6 +67,7 @@ def sandbox_account(db, live_server):
     def make(kind: str) -> ProviderAccount:
         key, secret = SANDBOX_CREDENTIALS[kind]
         return ProviderAccount.objects.create(
+            all_projects=True,
             kind=kind,
             label=f"{kind} (sandbox)",
             base_url=f"{live_server.url}/sandbox/{kind}",

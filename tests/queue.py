@@ -36,8 +36,15 @@ def run_task(pack: str) -> None:
 
 
 def drain(*, until: Callable[[], bool], timeout: float = 60.0) -> int:
-    """Run queued tasks until ``until()`` holds; returns how many ran."""
+    """Run queued tasks and tracker rounds until ``until()`` holds; returns how many tasks ran.
+
+    The tracker runs in this thread (threads=0), as one round whenever the queue is empty,
+    so submissions and status checks happen exactly as the tracker process makes them.
+    """
+    from videos.pipeline.tracker import Tracker
+
     broker = get_broker()
+    tracker = Tracker(threads=0)
     ran = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,6 +52,7 @@ def drain(*, until: Callable[[], bool], timeout: float = 60.0) -> int:
             return ran
         packages = broker.dequeue()
         if not packages:
+            tracker.run_once()
             time.sleep(0.05)
             continue
         for ack_id, pack in packages:

@@ -18,6 +18,7 @@ def account(
     live_server, kind: str, key: str, secret: str = "", base_url: str = ""
 ) -> ProviderAccount:
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind=kind,
         label=f"{kind} test",
         base_url=base_url or f"{live_server.url}/sandbox/{kind}",

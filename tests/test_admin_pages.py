@@ -41,6 +41,7 @@ def staff(db):
 @pytest.fixture
 def account(db):
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind="kling",
         label="Kling Beijing",
         base_url="https://api-beijing.klingai.com",

@@ -109,6 +109,7 @@ def test_reference_images_can_be_dropped_and_reordered_before_generating(
 ):
     settings.PUBLIC_URL = live_server.url
     ProviderAccount.objects.create(
+        all_projects=True,
         kind="kie",
         label="kie (sandbox)",
         base_url=f"{live_server.url}/sandbox/kie",

@@ -27,7 +27,11 @@ LAST = image_bytes("JPEG", (640, 360), (160, 10, 90))
 def account(db, settings):
     settings.PUBLIC_URL = "https://studio.example.com"
     return ProviderAccount.objects.create(
-        kind="kie", label="kie main", base_url="http://127.0.0.1:9/kie", credential="sk-kie-1"
+        all_projects=True,
+        kind="kie",
+        label="kie main",
+        base_url="http://127.0.0.1:9/kie",
+        credential="sk-kie-1",
     )
 
 
@@ -296,7 +300,11 @@ def test_an_unticked_frame_is_left_out_and_a_new_file_replaces_the_kept_one(
 
 def test_a_kept_frame_the_new_model_cannot_take_is_explained(client, user, project, clip, settings):
     kling = ProviderAccount.objects.create(
-        kind="kling", label="Kling", base_url="http://127.0.0.1:9/k", credential="ak"
+        all_projects=True,
+        kind="kling",
+        label="Kling",
+        base_url="http://127.0.0.1:9/k",
+        credential="ak",
     )
     client.force_login(user)
     html = client.post(

@@ -25,7 +25,11 @@ PROMPTS = {"prompt": "A paper boat drifting down a rainy street"}
 def accounts(db):
     return {
         kind: ProviderAccount.objects.create(
-            kind=kind, label=f"{kind} account", base_url="http://127.0.0.1:9/x", credential="sk-1"
+            all_projects=True,
+            kind=kind,
+            label=f"{kind} account",
+            base_url="http://127.0.0.1:9/x",
+            credential="sk-1",
         )
         for kind in ("apimart", "kie", "kling", "newapi")
     }

@@ -19,14 +19,22 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def apimart(db):
     return ProviderAccount.objects.create(
-        kind="apimart", label="apimart main", base_url="http://127.0.0.1:9/x", credential="sk-1"
+        all_projects=True,
+        kind="apimart",
+        label="apimart main",
+        base_url="http://127.0.0.1:9/x",
+        credential="sk-1",
     )
 
 
 @pytest.fixture
 def kling(db):
     return ProviderAccount.objects.create(
-        kind="kling", label="Kling studio", base_url="http://127.0.0.1:9/y", credential="ak-1"
+        all_projects=True,
+        kind="kling",
+        label="Kling studio",
+        base_url="http://127.0.0.1:9/y",
+        credential="ak-1",
     )
 
 

@@ -42,6 +42,7 @@ def raw_tokens(pk: int) -> tuple[str, str]:
 
 def make_account(**fields) -> ProviderAccount:
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind=fields.pop("kind", "kling"),
         label=fields.pop("label", "Kling Singapore"),
         base_url="https://api-singapore.klingai.com",

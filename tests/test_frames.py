@@ -171,7 +171,11 @@ def test_a_public_link_is_kept_as_is_and_not_fetched():
 @pytest.fixture
 def stored_frame(project, user):
     account = ProviderAccount.objects.create(
-        kind="apimart", label="apimart", base_url="http://127.0.0.1:9/x", credential="sk-x"
+        all_projects=True,
+        kind="apimart",
+        label="apimart",
+        base_url="http://127.0.0.1:9/x",
+        credential="sk-x",
     )
     clip = Clip.objects.create(
         project=project, created_by=user, provider_account=account, model="m", prompt="p"
@@ -259,3 +263,158 @@ def test_storing_frames_keeps_their_size_type_and_order(stored_frame):
     assert (frame.width, frame.height) == (320, 180)
     assert frame.image.name.endswith("/first-0.png")
     assert Frame.objects.count() == 1
+
+
+# --- links to private addresses --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://169.254.169.254/latest/meta-data/iam.png",
+        "http://127.0.0.1:8000/admin/shot.png",
+        "https://10.0.0.8/shot.png",
+        "http://[::1]/shot.png",
+    ],
+)
+def test_a_link_to_a_private_address_is_refused_in_plain_words(link):
+    with pytest.raises(FrameError, match="private or local address") as refused:
+        frames.from_link(link, kind="apimart", role="first")
+    assert "Paste a public link or upload the image." in str(refused.value)
+
+
+def test_a_sandbox_account_may_paste_a_loopback_link():
+    frame = frames.from_link(
+        "http://127.0.0.1:8000/shot.png", kind="apimart", role="first", allow_private=True
+    )
+    assert frame.source_url == "http://127.0.0.1:8000/shot.png"
+
+
+def _link_accounts() -> dict[str, ProviderAccount]:
+    return {
+        name: ProviderAccount.objects.create(
+            all_projects=True,
+            kind="apimart",
+            label=f"apimart {name}",
+            base_url=base_url,
+            credential="sk-1",
+        )
+        for name, base_url in (
+            ("real", "http://127.0.0.1:9/v1"),
+            ("sandbox", "http://127.0.0.1:9/sandbox/apimart"),
+        )
+    }
+
+
+def _clip_post(account: ProviderAccount, **extra) -> dict:
+    return {
+        "provider_account": str(account.pk),
+        "model": "veo3.1-fast-official",
+        "duration": "8",
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "prompt": "A lighthouse at dusk",
+        **extra,
+    }
+
+
+@pytest.mark.django_db
+def test_the_form_refuses_a_private_link_next_to_the_field_unless_the_account_is_a_sandbox(
+    client, user, project
+):
+    accounts = _link_accounts()
+    client.force_login(user)
+    link = "http://127.0.0.1:8000/admin/shot.png"
+    url = f"/projects/{project.pk}/clips/new/"
+    html = client.post(url, _clip_post(accounts["real"], first_frame_link=link)).content.decode()
+    assert 'id="id_first_frame_link-error"' in html
+    assert "This link points at a private or local address" in html
+    assert not Clip.objects.exists()
+
+    response = client.post(url, _clip_post(accounts["sandbox"], first_frame_link=link))
+    assert response.status_code == 302
+    assert Frame.objects.get().source_url == link
+
+
+@pytest.mark.django_db
+def test_a_kept_loopback_link_from_a_sandbox_clip_is_refused_for_a_real_account(
+    client, user, project
+):
+    accounts = _link_accounts()
+    clip = Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=accounts["sandbox"],
+        model="veo3.1-fast-official",
+        prompt="p",
+    )
+    frame = Frame.objects.create(clip=clip, role="first", source_url="http://127.0.0.1:8000/a.png")
+    client.force_login(user)
+    data = _clip_post(accounts["real"], from_clip=str(clip.pk), keep_frames=[str(frame.pk)])
+    html = client.post(f"/projects/{project.pk}/clips/new/", data).content.decode()
+    assert 'id="id_keep_frames-error"' in html and "private or local address" in html
+    assert Clip.objects.count() == 1
+
+
+# --- previews of pasted links ------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_host():
+    from tests.test_netguard import Listener
+
+    server = Listener(routes={"/shot.png": ("image/png", image_bytes("PNG", (320, 180)))})
+    yield server
+    server.close()
+
+
+def _linked_frame(project, user, account, url) -> Frame:
+    clip = Clip.objects.create(
+        project=project, created_by=user, provider_account=account, model="m", prompt="p"
+    )
+    return Frame.objects.create(clip=clip, role="first", source_url=url)
+
+
+@pytest.mark.django_db
+def test_a_pasted_link_preview_is_never_a_redirect_and_never_fetches_a_private_address(
+    client, user, project, image_host
+):
+    accounts = _link_accounts()
+    frame = _linked_frame(
+        project, user, accounts["real"], f"http://127.0.0.1:{image_host.port}/shot.png"
+    )
+    client.force_login(user)
+    response = client.get(f"/frames/{frame.pk}/image")
+    assert response.status_code == 502 and "Location" not in response
+    assert response["Content-Type"] == "image/svg+xml"
+    assert b"Linked image not shown" in response.content
+    assert b"private or local address" in response.content
+    assert image_host.hits == []
+
+
+@pytest.mark.django_db
+def test_a_sandbox_link_preview_is_a_checked_copy_of_the_image(client, user, project, image_host):
+    accounts = _link_accounts()
+    frame = _linked_frame(
+        project, user, accounts["sandbox"], f"http://127.0.0.1:{image_host.port}/shot.png"
+    )
+    client.force_login(user)
+    response = client.get(f"/frames/{frame.pk}/image")
+    assert response.status_code == 200 and "Location" not in response
+    assert response["Content-Type"] == "image/png"
+    assert response.content == image_bytes("PNG", (320, 180))
+    assert response["Content-Security-Policy"].startswith("default-src 'none'")
+    assert [hit["path"] for hit in image_host.hits] == ["/shot.png"]
+
+
+@pytest.mark.django_db
+def test_a_link_that_is_not_an_image_previews_as_a_placeholder(client, user, project, image_host):
+    accounts = _link_accounts()
+    frame = _linked_frame(
+        project, user, accounts["sandbox"], f"http://127.0.0.1:{image_host.port}/page.html"
+    )
+    client.force_login(user)
+    response = client.get(f"/frames/{frame.pk}/image")
+    assert response.status_code == 502 and response["Content-Type"] == "image/svg+xml"
+    assert b"not an image the studio can read" in response.content
+    assert b"hello from loopback" not in response.content

@@ -82,6 +82,7 @@ def admin_user(user, project):
 def offline_account(db):
     # Never reached: a request here would fail loudly (nothing listens on port 9).
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind="apimart",
         label="apimart offline",
         base_url="http://127.0.0.1:9/never",
@@ -121,6 +122,7 @@ def test_kling_units_are_converted_to_dollars_with_the_accounts_unit_price(
     client, user, project, live_server, drain_queue
 ):
     account = ProviderAccount.objects.create(
+        all_projects=True,
         kind="kling",
         label="Kling (sandbox)",
         base_url=f"{live_server.url}/sandbox/kling",
@@ -269,7 +271,11 @@ def test_budget_levels_for_the_bar(user, project, offline_account):
 def spending(user, project, offline_account):
     """Two accounts, two users, two days, one failed task that was charged, one unpriced."""
     other_account = ProviderAccount.objects.create(
-        kind="kie", label="kie main", base_url="http://127.0.0.1:9/", credential="sk-kie-usage-01"
+        all_projects=True,
+        kind="kie",
+        label="kie main",
+        base_url="http://127.0.0.1:9/",
+        credential="sk-kie-usage-01",
     )
     sam = get_user_model().objects.create_user("sam", "sam@example.com", "pw-sam-12345")
     Membership.objects.create(project=project, user=sam, role=Role.CREATOR)

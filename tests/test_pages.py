@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def account(db):
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind="apimart",
         label="apimart",
         base_url="http://127.0.0.1:9/sandbox/apimart",

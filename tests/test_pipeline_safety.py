@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from sandbox.models import SandboxTask
 from videos import pipeline
-from videos.models import Clip, ClipStatus
+from videos.models import Clip, ClipStatus, LedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,49 +62,112 @@ def test_progress_reaches_the_database_while_the_provider_works(make_clip, monke
     monkeypatch.setattr(Clip, "record_progress", spy)
     clip = make_clip()
     pipeline.submit_clip(clip_id=clip.pk)
-    pipeline.track_clip(clip_id=clip.pk)
+    tracker = pipeline.Tracker(threads=0)
+    deadline = time.monotonic() + 30
+    while Clip.objects.get(pk=clip.pk).status == ClipStatus.RUNNING:
+        assert time.monotonic() < deadline
+        tracker.run_once()
+        time.sleep(0.05)
     clip.refresh_from_db()
     assert clip.status == ClipStatus.MIRRORING
     assert any(0 < value < 100 for value in seen), seen
     assert seen == sorted(seen)
 
 
-def test_a_restarted_worker_carries_on_from_the_database(make_clip, drain_queue):
+def test_a_tracker_killed_mid_poll_loses_nothing(make_clip, drain_queue):
     clip = make_clip()
     pipeline.submit_clip(clip_id=clip.pk)
-    # The worker died: the queue lost every task, only the database remembers.
-    from tests.queue import purge
+    # A tracker claimed the clip and died holding the lease; only the database remembers.
+    Clip.objects.filter(pk=clip.pk).update(
+        tracking_lease_until=timezone.now() + timedelta(seconds=1)
+    )
+    assert pipeline.tracker.claim_due() == []
 
-    purge()
-    Clip.objects.filter(pk=clip.pk).update(last_polled_at=timezone.now() - timedelta(minutes=5))
+    time.sleep(1.1)  # the dead tracker's lease lapses
 
-    counts = pipeline.resume_stalled()
-
-    assert counts["track"] == 1
     drain_queue(until=lambda: bool(Clip.objects.get(pk=clip.pk).poster_key), timeout=60)
     clip.refresh_from_db()
     assert clip.status == ClipStatus.READY
     assert SandboxTask.objects.count() == 1
 
 
-def test_a_submission_lost_mid_call_is_never_sent_again(make_clip):
-    clip = make_clip(status=ClipStatus.SUBMITTING)
-    Clip.objects.filter(pk=clip.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+def test_a_submission_whose_submitter_died_is_never_sent_again(make_clip):
+    now = timezone.now()
+    clip = make_clip(
+        status=ClipStatus.SUBMITTING,
+        estimated_cost=Decimal("0.40"),
+        submit_claimed_at=now - timedelta(minutes=1),
+        submit_lease_until=now - timedelta(seconds=1),
+    )
 
     pipeline.resume_stalled()
 
     clip.refresh_from_db()
-    assert clip.status == ClipStatus.FAILED
-    assert clip.error_code == "submit_unknown"
-    assert "not charged twice" in clip.error_message
+    assert clip.status == ClipStatus.UNKNOWN
+    assert "never charged twice" in clip.error_message
     assert SandboxTask.objects.count() == 0
+    # It may be paid for: the estimate counts until someone settles it.
+    entry = LedgerEntry.objects.get(clip=clip)
+    assert entry.settled_at is None and entry.estimated_cost == Decimal("0.40")
 
 
-def test_a_queued_clip_whose_task_was_lost_is_submitted_by_the_safety_net(make_clip, drain_queue):
+def test_a_slow_submission_still_in_flight_is_never_judged_lost(make_clip):
+    # Made an hour ago, claimed now: only the live lease counts, never the clip's age.
+    clip = make_clip(status=ClipStatus.QUEUED)
+    Clip.objects.filter(pk=clip.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    clip.refresh_from_db()
+    assert clip.claim_submission(lease_seconds=30)
+
+    pipeline.resume_stalled()
+
+    clip.refresh_from_db()
+    assert clip.status == ClipStatus.SUBMITTING
+
+
+def test_an_answer_that_arrives_after_the_clip_was_given_up_is_recorded(make_clip):
+    clip = make_clip(status=ClipStatus.SUBMITTING, submit_lease_until=timezone.now())
+    pipeline.resume_stalled()
+    clip.refresh_from_db()
+    assert clip.status == ClipStatus.UNKNOWN
+
+    assert pipeline.submit.record_task_id(clip, "task_late_answer")
+
+    clip.refresh_from_db()
+    assert clip.status == ClipStatus.RUNNING
+    assert clip.provider_task_id == "task_late_answer"
+    assert clip.error_message == ""
+
+
+def test_the_submission_lease_is_renewed_while_a_slow_provider_answers(make_clip, settings):
+    settings.SUBMIT_LEASE_SECONDS = 0.6
+    settings.SANDBOX_TIMEOUT_SECONDS = 1.5  # the provider takes this long to answer
+    settings.PROVIDER_TIMEOUT_SECONDS = 10
+    clip = make_clip(prompt="A storm [sandbox:timeout]")
+    verdicts: list[str] = []
+
+    def safety_net_meanwhile():
+        while len(verdicts) < 6:
+            time.sleep(0.2)
+            pipeline.resume_stalled()
+            verdicts.append(Clip.objects.get(pk=clip.pk).status)
+
+    watcher = threading.Thread(target=safety_net_meanwhile)
+    watcher.start()
+    pipeline.submit_clip(clip_id=clip.pk)
+    watcher.join()
+
+    clip.refresh_from_db()
+    assert ClipStatus.UNKNOWN not in verdicts, verdicts
+    assert clip.status == ClipStatus.RUNNING
+    assert SandboxTask.objects.get().task_id == clip.provider_task_id
+
+
+def test_a_new_clip_needs_no_queue_task_the_tracker_sends_it(make_clip):
     clip = make_clip()
-    Clip.objects.filter(pk=clip.pk).update(created_at=timezone.now() - timedelta(minutes=2))
-    assert pipeline.resume_stalled()["submit"] == 1
-    drain_queue(until=lambda: Clip.objects.get(pk=clip.pk).status != ClipStatus.QUEUED)
+    result = pipeline.Tracker(threads=0).run_once()
+    assert result.submitted == 1
+    clip.refresh_from_db()
+    assert clip.status == ClipStatus.RUNNING
     assert SandboxTask.objects.count() == 1
 
 
@@ -121,17 +187,23 @@ def test_an_unanswered_submission_is_not_sent_again(make_clip, settings):
     clip = make_clip(prompt="A storm [sandbox:timeout]")
     pipeline.submit_clip(clip_id=clip.pk)
     clip.refresh_from_db()
-    assert clip.status == ClipStatus.FAILED
-    assert clip.error_code == "no_answer"
+    assert clip.status == ClipStatus.UNKNOWN
+    assert clip.error_code == "outcome_unknown"
     assert "never charged twice" in clip.error_message
+    time.sleep(1.5)  # the provider did take it, after the studio stopped waiting
+    assert SandboxTask.objects.count() == 1
 
 
-def test_rate_limited_submissions_wait_and_then_give_up_with_a_message(make_clip):
+def test_rate_limited_submissions_wait_and_then_give_up_with_a_message_that_says_so(make_clip):
     clip = make_clip(prompt="A storm [sandbox:429]")
     pipeline.submit_clip(clip_id=clip.pk)
     clip.refresh_from_db()
     assert clip.status == ClipStatus.FAILED
-    assert "rate-limiting" in clip.error_message
+    assert "refused all 3 tries (HTTP 429)" in clip.error_message
+    assert "nothing was charged" in clip.error_message
+    assert "tried again" not in clip.error_message
+    # Nothing was accepted, so nothing is promised in the ledger either.
+    assert not LedgerEntry.objects.filter(clip=clip).exists()
 
 
 def test_an_expired_result_link_marks_the_clip_expired_not_failed(make_clip, drain_queue):
@@ -144,13 +216,11 @@ def test_an_expired_result_link_marks_the_clip_expired_not_failed(make_clip, dra
 
 
 def test_a_task_the_provider_forgot_fails_and_its_ledger_entry_is_settled(make_clip):
-    from videos.models import LedgerEntry
-
     clip = make_clip()
     pipeline.submit_clip(clip_id=clip.pk)
     SandboxTask.objects.all().delete()  # the provider no longer knows the task
 
-    pipeline.track_clip(clip_id=clip.pk)
+    pipeline.poll_now(clip_id=clip.pk)
 
     clip.refresh_from_db()
     assert clip.status == ClipStatus.FAILED

@@ -746,6 +746,7 @@ def test_a_kling_clip_goes_through_the_studio_pipeline(
     client, base_url, user, project, drain_queue
 ):
     account = ProviderAccount.objects.create(
+        all_projects=True,
         kind=ProviderKind.KLING,
         label="Kling (sandbox)",
         base_url=base_url,

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def account(db):
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind="apimart",
         label="apimart",
         base_url="http://127.0.0.1:9/sandbox/apimart",
@@ -41,6 +42,7 @@ def ready_clip(project, user, account, *, parent=None, kind=ClipKind.GENERATE, s
         prompt="A red kite over green hills",
         params={"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"},
         parent=parent,
+        root_id=(parent.root_id or parent.pk) if parent is not None else None,
         kind=kind,
         status=ClipStatus.READY,
         provider_task_id=f"task_{Clip.objects.count() + 1}",

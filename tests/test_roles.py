@@ -49,6 +49,7 @@ def stranger(project):
 @pytest.fixture
 def kling(db):
     return ProviderAccount.objects.create(
+        all_projects=True,
         kind="kling",
         label="Kling",
         base_url="http://127.0.0.1:9/sandbox/kling",

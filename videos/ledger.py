@@ -60,6 +60,19 @@ def record_submission(*, clip: Clip) -> LedgerEntry:
     return entry
 
 
+def discard_unsent(*, clip: Clip) -> None:
+    """The provider proved it took nothing (a refusal): the promised estimate is withdrawn."""
+    LedgerEntry.objects.filter(clip=clip, settled_at__isnull=True).delete()
+
+
+def reopen(*, clip: Clip) -> None:
+    """A task thought never sent turned up at the provider: it is owed again until settled."""
+    record_submission(clip=clip)
+    LedgerEntry.objects.filter(clip=clip).update(
+        settled_at=None, actual_cost=None, actual_is_estimate=False, failed_but_charged=False
+    )
+
+
 def settle(*, clip: Clip, reported_cost: Decimal | None, failed: bool) -> bool:
     """Record what a finished task cost. Only the first settlement counts.
 

@@ -151,6 +151,10 @@ class ProviderAccount(models.Model):
     def __str__(self) -> str:
         return self.label
 
+    def save(self, *args, **kwargs) -> None:
+        self.credential_last4 = (self.credential or "")[-4:]
+        super().save(*args, **kwargs)
+
     @property
     def is_sandbox(self) -> bool:
         """Points at this studio's own provider twins (only ever true where the sandbox runs).
@@ -173,9 +177,10 @@ class ProviderAccount(models.Model):
         self.paused_until = until
         return until
 
-    def save(self, *args, **kwargs) -> None:
-        self.credential_last4 = (self.credential or "")[-4:]
-        super().save(*args, **kwargs)
+
+# How long a queue step (mirror, poster) holds a clip before the safety net may queue it
+# again: longer than the queue's own timeout, so a live worker is never doubled.
+WORK_LEASE = timedelta(minutes=11)
 
 
 class ClipStatus(models.TextChoices):
@@ -437,14 +442,15 @@ class Clip(models.Model):
             finished_at=timezone.now(),
         )
 
-    def mark_submit_failed(self, *, code: str, message: str, provider_message: str = "") -> None:
-        self._transition(
+    def mark_submit_failed(self, *, code: str, message: str, provider_message: str = "") -> bool:
+        return self._transition(
             {ClipStatus.SUBMITTING},
             status=ClipStatus.FAILED,
             error_code=code,
             error_message=message,
             provider_message=provider_message,
             finished_at=timezone.now(),
+            submit_lease_until=None,
         )
 
     def record_progress(
@@ -500,7 +506,8 @@ class Clip(models.Model):
             phase="Saving the video" if not partial else "Saving the partial video",
             result_url=result_url,
             result_expires_at=expires_at,
-            tracking_lease_until=None,
+            # The mirror step queued now holds the clip; the safety net waits this long.
+            tracking_lease_until=timezone.now() + WORK_LEASE,
             cost=cost,
             provider_done_at=timezone.now(),
             last_polled_at=timezone.now(),
@@ -585,10 +592,9 @@ class Clip(models.Model):
         return (start if start < end else 0.0), end
 
     def chain_root(self) -> Clip:
-        clip = self
-        while clip.parent_id is not None:
-            clip = Clip.objects.select_related("provider_account").get(pk=clip.parent_id)
-        return clip
+        if self.root_id is None:
+            return self
+        return Clip.objects.select_related("provider_account").get(pk=self.root_id)
 
     def make_main_take(self) -> None:
         """Make this take the one that continues its parent's main line (one per parent)."""

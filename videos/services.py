@@ -10,7 +10,6 @@ from videos import frames as frame_store
 from videos import ledger
 from videos.frames import NewFrame
 from videos.models import Clip, ClipKind, ClipStatus, Membership, Project, ProviderAccount, Role
-from videos.pipeline import enqueue
 from videos.pricing import estimate_cost
 from videos.providers import model_spec
 
@@ -50,8 +49,7 @@ def create_clip(
         estimated_cost=estimate_cost(account.kind, model, params.get("duration")),
     )
     frame_store.store(clip, frames)
-    # Queued only after commit: the worker must find the row when it looks.
-    enqueue("submit", clip.pk)
+    # No task to queue: the tracker sends queued clips in order, as slots at the account free.
     return clip
 
 

@@ -4,12 +4,14 @@ from videos import export as stitching
 from videos import pipeline
 
 
+# Provider calls are the tracker's (manage.py tracker), not the queue's. These two remain
+# only so that tasks queued by an older version still run after an upgrade.
 def submit(clip_id: int) -> None:
     pipeline.submit_clip(clip_id=clip_id)
 
 
 def track(clip_id: int) -> None:
-    pipeline.track_clip(clip_id=clip_id)
+    pipeline.poll_now(clip_id=clip_id)
 
 
 def mirror(clip_id: int) -> None:

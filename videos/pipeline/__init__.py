@@ -5,10 +5,11 @@ expects, does its network work outside any transaction, and records the outcome 
 model method. Running a step twice does no harm, so a re-delivered queue task, a
 restarted worker or the safety net can always carry on where things stopped.
 
-- ``submit``: claims a queued clip and sends it to the provider once.
-- ``tracker``: follows provider tasks until they finish.
-- ``mirror`` / ``poster``: copy the video into storage, then take a poster frame.
-- ``safety``: the safety net that re-queues lost steps.
+- ``submit``: claims a queued clip into a free slot of its account and sends it once.
+- ``tracker``: the process that sends queued clips and follows every provider task.
+- ``mirror`` / ``poster``: queue steps that copy the video into storage and take a poster.
+- ``reconcile``: submissions whose answer was lost, and money that does not match videos.
+- ``safety``: the safety net that carries on where a killed process stopped.
 """
 
 from videos.pipeline.common import callback_url, client_for_account, enqueue
@@ -16,7 +17,7 @@ from videos.pipeline.mirror import mirror_clip
 from videos.pipeline.poster import make_poster
 from videos.pipeline.safety import resume_stalled
 from videos.pipeline.submit import build_request, send, submit_clip
-from videos.pipeline.tracker import apply_state, callback_received, track_clip
+from videos.pipeline.tracker import Tracker, apply_state, callback_received, poll_now
 
 __all__ = [
     "apply_state",
@@ -30,5 +31,6 @@ __all__ = [
     "resume_stalled",
     "send",
     "submit_clip",
-    "track_clip",
+    "poll_now",
+    "Tracker",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
@@ -16,11 +17,14 @@ def enqueue(step: str, clip_id: int) -> None:
     transaction.on_commit(lambda: async_task(f"videos.tasks.{step}", clip_id))
 
 
-def client_for_account(account: ProviderAccount) -> ProviderClient:
+def client_for_account(
+    account: ProviderAccount, *, http: httpx.Client | None = None
+) -> ProviderClient:
     return client_for(
         account.kind,
         base_url=account.base_url,
         credentials=Credentials(key=account.credential, secret=account.secret_key),
+        http=http,
     )
 
 

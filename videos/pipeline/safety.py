@@ -1,58 +1,74 @@
-"""The safety net: find clips whose next step was lost and carry on."""
+"""The safety net: carry on where a killed process stopped, without ever doing work twice.
+
+It runs inside every tracker (every 30 s) and from django-q2's schedule (every minute), so it
+neither starves behind queued work nor needs the tracker to be up. Every step it takes is
+guarded by a lease in the database, so two runs side by side change nothing twice.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
-from videos.models import Clip, ClipStatus
+from videos.models import WORK_LEASE, Clip, ClipStatus
 from videos.pipeline.common import enqueue
-from videos.pipeline.submit import STUCK_SUBMITTING
+from videos.pipeline.submit import lost
+
+log = logging.getLogger(__name__)
+
+# A queue step not done after this long is taken to be lost with its worker.
+STEP_GRACE = timedelta(minutes=2)
+# Kling's task lists are searched for a lost submission for this long.
+LOOK_UP_FOR = timedelta(days=2)
 
 
 def resume_stalled() -> dict[str, int]:
-    """Find clips whose next step was lost (a killed worker, a lost task) and queue it again."""
     now = timezone.now()
-    counts = {"submit": 0, "track": 0, "mirror": 0, "poster": 0, "unknown": 0}
-    for clip in Clip.objects.filter(
-        status=ClipStatus.QUEUED, created_at__lt=now - timedelta(seconds=30)
-    ).only("pk"):
-        enqueue("submit", clip.pk)
-        counts["submit"] += 1
-    for clip in Clip.objects.filter(
-        status=ClipStatus.SUBMITTING, created_at__lt=now - STUCK_SUBMITTING
+    counts = {"unknown": 0, "found": 0, "mirror": 0, "poster": 0}
+    lapsed = Q(tracking_lease_until__isnull=True) | Q(tracking_lease_until__lt=now)
+    # A submitter that died mid-call stops renewing its lease. Its request may have reached
+    # the provider, so it is never sent again: the outcome is unknown until found.
+    for clip in Clip.objects.select_related("provider_account").filter(
+        status=ClipStatus.SUBMITTING, submit_lease_until__lt=now
     ):
-        # The worker died between calling the provider and saving its answer. The task may
-        # exist and be paid for; sending again could pay twice, so a person decides.
-        clip.mark_submit_failed(
-            code="submit_unknown",
-            message=(
-                "The studio lost track of this submission before the provider answered. It "
-                "was not sent again, so you are not charged twice; check the provider's "
-                "dashboard before retrying."
-            ),
-        )
         counts["unknown"] += 1
-    stale = now - timedelta(seconds=30)
-    for clip in (
-        Clip.objects.filter(status=ClipStatus.RUNNING)
-        .exclude(tracking_lease_until__gt=now)
-        .exclude(last_polled_at__gt=stale)
-        .only("pk")
+        if lost(clip, provider_message="The studio process sending it stopped."):
+            counts["found"] += 1
+    # Answers lost earlier may have appeared in the provider's lists since.
+    from videos.pipeline.reconcile import can_look_up, look_up
+
+    for clip in Clip.objects.select_related("provider_account").filter(
+        status=ClipStatus.UNKNOWN, submit_claimed_at__gte=now - LOOK_UP_FOR
     ):
-        enqueue("track", clip.pk)
-        counts["track"] += 1
-    for clip in Clip.objects.filter(
-        status=ClipStatus.MIRRORING, provider_done_at__lt=now - timedelta(minutes=2)
-    ).only("pk"):
-        enqueue("mirror", clip.pk)
-        counts["mirror"] += 1
-    for clip in Clip.objects.filter(
-        status__in=[ClipStatus.READY, ClipStatus.PARTIAL],
-        poster_key="",
-        finished_at__lt=now - timedelta(minutes=2),
-    ).only("pk"):
-        enqueue("poster", clip.pk)
-        counts["poster"] += 1
+        if can_look_up(clip) and look_up(clip_id=clip.pk):
+            counts["found"] += 1
+    # Queue steps whose task was lost: queued again once, under a lease that outlasts the
+    # queue's own redelivery, so the schedule and the trackers never queue one twice.
+    for step, status_filter, since in (
+        ("mirror", Q(status=ClipStatus.MIRRORING), "provider_done_at__lt"),
+        (
+            "poster",
+            Q(status__in=[ClipStatus.READY, ClipStatus.PARTIAL], poster_key="") & ~Q(file_key=""),
+            "finished_at__lt",
+        ),
+    ):
+        ids = list(
+            Clip.objects.filter(status_filter, lapsed, **{since: now - STEP_GRACE}).values_list(
+                "pk", flat=True
+            )[:500]
+        )
+        for clip_id in ids:
+            claimed = (
+                Clip.objects.filter(pk=clip_id)
+                .filter(lapsed)
+                .update(tracking_lease_until=now + WORK_LEASE)
+            )
+            if claimed:
+                enqueue(step, clip_id)
+                counts[step] += 1
+    if any(counts.values()):
+        log.info("safety net: %s", counts)
     return counts

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Protocol
 
+import httpx
+
 from videos.providers import apimart, kie, kling, newapi
 from videos.providers.base import (
     Credentials,
@@ -79,10 +81,12 @@ def callback_task_ids(
     raise ValueError(f"{kind} sends no callbacks.")
 
 
-def client_for(kind: str, *, base_url: str, credentials: Credentials) -> ProviderClient:
+def client_for(
+    kind: str, *, base_url: str, credentials: Credentials, http: httpx.Client | None = None
+) -> ProviderClient:
     module = MODULES.get(kind)
     if module is None:
         raise ProviderError(
             f"The studio cannot talk to {kind!r} accounts yet.", code="unsupported", permanent=True
         )
-    return module.Client(base_url, credentials)
+    return module.Client(base_url, credentials, http=http)

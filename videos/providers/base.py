@@ -213,13 +213,18 @@ def from_timestamp(value: Any, *, milliseconds: bool = False) -> datetime | None
     return datetime.fromtimestamp(number, tz=UTC)
 
 
-def http_client(base_url: str, headers: dict[str, str]) -> httpx.Client:
+def http_client(
+    base_url: str, headers: dict[str, str], *, max_connections: int = 10
+) -> httpx.Client:
     """An httpx client with the studio's timeouts; transport retries cover connect errors only."""
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
     return httpx.Client(
         base_url=base_url.rstrip("/"),
         headers={"User-Agent": "Clipchain/1.0", **headers},
         timeout=httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS, connect=10.0),
-        transport=httpx.HTTPTransport(retries=2),
+        transport=httpx.HTTPTransport(retries=2, limits=limits),
         follow_redirects=True,
     )
 
@@ -250,23 +255,32 @@ class BearerClient:
     # What to tell the creator when the account has no key; None sends the request anyway.
     no_key_message: str | None = None
 
-    def __init__(self, base_url: str, credentials: Credentials) -> None:
+    def __init__(
+        self, base_url: str, credentials: Credentials, *, http: httpx.Client | None = None
+    ) -> None:
         self.base_url = base_url
         self.credentials = credentials
+        # The tracker shares one pooled client per account across its threads (httpx
+        # clients are thread-safe), so a thousand polls reuse a handful of connections.
+        self.http = http
 
     def authorization(self) -> str:
         return f"Bearer {self.credentials.key}"
 
-    def _http(self) -> httpx.Client:
+    def _check_key(self) -> None:
         if self.no_key_message is not None and not self.credentials.key.strip():
             # httpx refuses a bare "Bearer " header before anything is sent, which would
             # otherwise read as a network failure.
             raise ProviderError(self.no_key_message, code="no_key", permanent=True)
-        return http_client(self.base_url, {"Authorization": self.authorization()})
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self._check_key()
+        # Per request, not per client: Kling's JWT expires and is signed afresh each time.
+        headers = {"Authorization": self.authorization()}
         try:
-            with self._http() as http:
-                return http.request(method, path, **kwargs)
+            if self.http is not None:
+                return self.http.request(method, path, headers=headers, **kwargs)
+            with http_client(self.base_url, {}) as http:
+                return http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             raise unreachable(exc) from exc

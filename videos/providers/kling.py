@@ -307,12 +307,34 @@ class Client(BearerClient):
             Decimal(0),
         )
 
-    def list_extend_tasks(self, page: int = 1, size: int = 30) -> list[tuple[str, TaskState]]:
-        """One page of the account's extension tasks (Kling: pageNum 1..1000, pageSize 1..500)."""
+    def list_tasks(self, family: str, page: int = 1, size: int = 30) -> list[tuple[str, TaskState]]:
+        """One page of the account's tasks of a family (Kling: pageNum 1..1000, pageSize 1..500)."""
         answer = self._request(
-            "GET", "/v1/videos/video-extend", params={"pageNum": page, "pageSize": size}
+            "GET", f"/v1/videos/{family}", params={"pageNum": page, "pageSize": size}
         )
-        return parse_task_list(answer, family="video-extend")
+        return parse_task_list(answer, family=family)
+
+    def list_extend_tasks(self, page: int = 1, size: int = 30) -> list[tuple[str, TaskState]]:
+        return self.list_tasks("video-extend", page, size)
+
+    def find_by_external_id(
+        self, external_task_id: str, *, families: tuple[str, ...] = FAMILIES, pages: int = 3
+    ) -> str | None:
+        """The task id of the task the studio submitted as ``external_task_id``, if Kling has it.
+
+        The studio names every submission (external_task_id), so an answer lost on the way
+        back can be found again in the task lists instead of being paid for twice.
+        """
+        for family in families:
+            for page in range(1, pages + 1):
+                tasks = self.list_tasks(family, page, 500)
+                for task_id, state in tasks:
+                    info = state.raw.get("task_info") if isinstance(state.raw, dict) else None
+                    if isinstance(info, dict) and info.get("external_task_id") == external_task_id:
+                        return task_id
+                if len(tasks) < 500:
+                    break
+        return None
 
 
 def parse_task_list(answer: dict[str, Any], *, family: str) -> list[tuple[str, TaskState]]:

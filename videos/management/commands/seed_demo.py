@@ -65,4 +65,6 @@ class Command(BaseCommand):
             # The port can change between runs; keep the sandbox URL pointing at this server.
             account.base_url = f"{base_url}/sandbox/{path}"
             account.save()
+            # Offered to the demo project by choice, as staff would for a real account.
+            account.projects.add(project)
         self.stdout.write(f"login: admin / {password}")
