@@ -18,10 +18,14 @@ TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
 
 class Listener:
-    """A real HTTP server on 127.0.0.1 that records each request it gets."""
+    """A real HTTP server on 127.0.0.1 that records each request it gets.
 
-    def __init__(self) -> None:
+    ``routes`` maps a path to (content type, body); other paths answer a short text.
+    """
+
+    def __init__(self, routes: dict[str, tuple[str, bytes]] | None = None) -> None:
         self.hits: list[dict[str, str]] = []
+        self.routes = routes or {}
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,8 +38,13 @@ class Listener:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = b"x" * (2 * 1024 * 1024) if url.path == "/big" else b"hello from loopback"
+                content_type, body = listener.routes.get(
+                    url.path, ("text/plain", b"hello from loopback")
+                )
+                if url.path == "/big":
+                    body = b"x" * (2 * 1024 * 1024)
                 self.send_response(200)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -284,10 +284,10 @@ class ClipForm(forms.Form):
             return cleaned
         if account is None or model is None or self.spec is None:
             return cleaned
-        self._clean_frames(account.kind)
+        self._clean_frames(account.kind, allow_private=account.is_sandbox)
         return cleaned
 
-    def _clean_frames(self, kind: str) -> None:
+    def _clean_frames(self, kind: str, *, allow_private: bool) -> None:
         spec = self.spec
         data = self.cleaned_data
         chosen: dict[str, list[NewFrame]] = {"first": [], "last": [], "reference": []}
@@ -303,7 +303,7 @@ class ClipForm(forms.Form):
                 )
                 continue
             try:
-                frames.check_stored(frame, kind=kind)
+                frames.check_stored(frame, kind=kind, allow_private=allow_private)
             except FrameError as exc:
                 self.add_error("keep_frames", str(exc))
                 continue
@@ -321,7 +321,7 @@ class ClipForm(forms.Form):
                 if upload:
                     new = frames.from_upload(upload, kind=kind, role=role)
                 elif link:
-                    new = frames.from_link(link, kind=kind, role=role)
+                    new = frames.from_link(link, kind=kind, role=role, allow_private=allow_private)
                 else:
                     continue
             except FrameError as exc:
@@ -344,7 +344,11 @@ class ClipForm(forms.Form):
                 if not line.strip():
                     continue
                 try:
-                    chosen["reference"].append(frames.from_link(line, kind=kind, role="reference"))
+                    chosen["reference"].append(
+                        frames.from_link(
+                            line, kind=kind, role="reference", allow_private=allow_private
+                        )
+                    )
                 except FrameError as exc:
                     self.add_error("reference_links", str(exc))
                     failed.add("reference")

@@ -11,9 +11,12 @@ import base64
 import binascii
 import io
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
 
+import httpx
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
@@ -24,6 +27,7 @@ from django.core.validators import URLValidator
 from django.urls import reverse
 from PIL import Image, UnidentifiedImageError
 
+from videos import netguard
 from videos.models import Clip, Frame
 from videos.providers.base import FrameInput
 
@@ -192,9 +196,29 @@ def _check_provider_rules(kind: str, image_format: str, width: int, height: int)
         )
 
 
-def check_stored(frame: Frame, *, kind: str) -> None:
+def check_link(url: str, *, allow_private: bool = False) -> None:
+    """Refuse (FrameError) a link to a private or local address, before anyone is sent it.
+
+    The provider fetches a pasted link, and the studio fetches it for previews: neither
+    should be pointed at this studio's own network. Sandbox accounts may use loopback.
+    """
+    try:
+        netguard.check_url(url, allow_private=allow_private)
+    except netguard.UnknownHost:
+        # The provider resolves the name from its own network, where it may well exist; the
+        # studio's own fetches check the address again when they connect.
+        return
+    except netguard.BlockedURL as exc:
+        raise FrameError(f"{exc.message} Paste a public link or upload the image.") from None
+
+
+def check_stored(frame: Frame, *, kind: str, allow_private: bool = False) -> None:
     """Reusing a stored frame with another provider: its rules may be stricter."""
-    if frame.source_url or not frame.width or not frame.height:
+    if frame.source_url:
+        # A link kept from a sandbox clip may point at loopback; a real account may not.
+        check_link(frame.source_url, allow_private=allow_private)
+        return
+    if not frame.width or not frame.height:
         return
     image_format = next(
         (name for name, (ctype, _) in FORMATS.items() if ctype == frame.content_type), "JPEG"
@@ -216,8 +240,13 @@ def from_upload(upload: UploadedFile, *, kind: str, role: str, position: int = 0
     return _checked(content, kind=kind, role=role, position=position)
 
 
-def from_link(text: str, *, kind: str, role: str, position: int = 0) -> NewFrame:
-    """A pasted public image link, or a pasted data: URI decoded and checked like a file."""
+def from_link(
+    text: str, *, kind: str, role: str, position: int = 0, allow_private: bool = False
+) -> NewFrame:
+    """A pasted public image link, or a pasted data: URI decoded and checked like a file.
+
+    ``allow_private``: the account is a sandbox one, whose twins run on this machine.
+    """
     text = text.strip()
     if text[:5].lower() == "data:":
         return _checked(_decode_data_uri(text), kind=kind, role=role, position=position)
@@ -229,8 +258,51 @@ def from_link(text: str, *, kind: str, role: str, position: int = 0) -> NewFrame
         raise FrameError(
             "Paste a public image link starting with https:// (or a data: URI)."
         ) from None
-    # The studio does not fetch it: the provider does, and says so if it cannot.
+    check_link(text, allow_private=allow_private)
+    # Not fetched here: the provider fetches it, and says so if it cannot.
     return NewFrame(role=role, position=position, source_url=text)
+
+
+# A preview fetch holds a web worker: a few seconds, never the provider's long download.
+PREVIEW_TIMEOUT = httpx.Timeout(8.0, connect=4.0)
+PREVIEW_SECONDS = 12.0
+
+
+def fetch_linked(url: str, *, allow_private: bool = False) -> tuple[bytes, str]:
+    """A pasted link's image and content type, fetched through the fetch guard and checked
+    like an upload (≤ 10 MB, an image by its bytes); FrameError says why it cannot be shown."""
+    try:
+        netguard.check_url(url, allow_private=allow_private)
+        with (
+            netguard.client(allow_private=allow_private, timeout=PREVIEW_TIMEOUT) as http,
+            http.stream("GET", url, headers={"Accept": "image/*"}) as response,
+        ):
+            if response.status_code != 200:
+                raise FrameError(f"The link answered HTTP {response.status_code}.")
+            content = netguard.read_limited(response, MAX_BYTES, max_seconds=PREVIEW_SECONDS)
+    except netguard.BlockedURL as exc:
+        raise FrameError(exc.message) from None
+    except netguard.TooLarge:
+        raise FrameError("The linked image is larger than 10 MB.") from None
+    except httpx.HTTPError:
+        raise FrameError("The studio could not fetch the image from this link.") from None
+    content_type, _, _ = check_image(content, kind="")
+    return content, content_type
+
+
+def placeholder_svg(reason: str) -> bytes:
+    """A grey 16:9 card saying why a linked image is not shown, in place of the image."""
+    lines = "".join(
+        f'<tspan x="160" dy="14">{escape(line)}</tspan>' for line in textwrap.wrap(reason, 52)[:3]
+    )
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="320" height="180" viewBox="0 0 320 180">'
+        '<rect width="320" height="180" fill="#e5e7eb"/>'
+        '<text x="160" y="72" text-anchor="middle" font-family="sans-serif" font-size="14" '
+        'fill="#374151">Linked image not shown</text>'
+        '<text x="160" y="84" text-anchor="middle" font-family="sans-serif" font-size="10" '
+        f'fill="#6b7280">{lines}</text></svg>'
+    ).encode()
 
 
 def _decode_data_uri(text: str) -> bytes:

@@ -245,12 +245,36 @@ def clip_download(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def frame_image(request: HttpRequest, pk: int) -> HttpResponse:
-    """A stored frame, for members (previews on the clip page and in the form)."""
+    """A stored frame, for members (previews on the clip page and in the form).
+
+    A pasted link is never redirected to: that would be an open redirect on the studio's
+    domain, and would tell the link's owner who looked. The studio fetches a copy through
+    the fetch guard (never a private address), checks it is an image of at most 10 MB and
+    serves that, or a placeholder saying why not: the preview shows what the provider is
+    given, and a broken link shows as broken where the creator is looking.
+    """
     frame = get_object_or_404(
-        Frame.objects.filter(clip__project__memberships__user=request.user), pk=pk
+        Frame.objects.filter(clip__project__memberships__user=request.user).select_related(
+            "clip__provider_account"
+        ),
+        pk=pk,
     )
     if frame.source_url:
-        return redirect(frame.source_url)
+        try:
+            content, content_type = frames.fetch_linked(
+                frame.source_url, allow_private=frame.clip.provider_account.is_sandbox
+            )
+        except frames.FrameError as exc:
+            response = HttpResponse(
+                frames.placeholder_svg(str(exc)), content_type="image/svg+xml", status=502
+            )
+        else:
+            response = HttpResponse(content, content_type=content_type)
+        # Someone else's bytes on the studio's origin: never a document that runs anything.
+        response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, max-age=300"
+        return response
     return files.serve(
         request, frame.image.name, content_type=frame.content_type, filename=f"frame-{pk}"
     )
