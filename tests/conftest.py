@@ -27,9 +27,18 @@ def fast_sandbox(settings, tmp_path):
     }
 
 
+def grant_spending(user):
+    """Staff gave this user the right to create projects and spend."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(Permission.objects.get(codename="spend"))
+    return user
+
+
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("casey", "casey@example.com", "pw-casey-123")
+    casey = get_user_model().objects.create_user("casey", "casey@example.com", "pw-casey-123")
+    return grant_spending(casey)
 
 
 @pytest.fixture

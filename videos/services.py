@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from django.db import transaction
 
 from videos import frames as frame_store
-from videos import ledger
+from videos import ledger, permissions
 from videos.frames import NewFrame
 from videos.models import Clip, ClipKind, ClipStatus, Membership, Project, ProviderAccount, Role
 from videos.pricing import estimate_cost
@@ -16,6 +16,11 @@ from videos.providers import model_spec
 
 @transaction.atomic
 def create_project(*, name: str, user) -> Project:
+    if not permissions.can_create_projects(user):
+        raise permissions.NotAllowed(
+            "Creating projects needs the right to spend, which staff give. Ask a staff member, "
+            "or ask a project's admin to add you to their project."
+        )
     project = Project.objects.create(name=name, created_by=user)
     Membership.objects.create(project=project, user=user, role=Role.ADMIN)
     return project
@@ -34,7 +39,8 @@ def create_clip(
     frames: Sequence[NewFrame] = (),
     retry_of: Clip | None = None,
 ) -> Clip:
-    # Before any row exists and long before any provider call: raises BudgetExceeded.
+    # Before any row exists and long before any provider call: who may spend, then how much.
+    permissions.ensure_can_spend(project=project, user=user, account=account)
     ledger.ensure_within_budget(project=project, account=account, model=model, params=params)
     clip = Clip.objects.create(
         project=project,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from videos import chain_views, settings_views, views
+from videos import chain_views, reconcile_views, settings_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,11 @@ urlpatterns = [
     path("clips/<int:pk>/template/", views.clip_template, name="clip-template"),
     path("clips/<int:pk>/download/", views.clip_download, name="clip-download"),
     path("frames/<int:pk>/image", views.frame_image, name="frame-image"),
+    # Submissions whose answer was lost (videos/reconcile_views.py).
+    path("clips/<int:pk>/check/", reconcile_views.clip_check, name="clip-check"),
+    path("clips/<int:pk>/adopt/", reconcile_views.clip_adopt, name="clip-adopt"),
+    path("clips/<int:pk>/not-sent/", reconcile_views.clip_not_sent, name="clip-not-sent"),
+    path("usage/mismatches/", reconcile_views.mismatches, name="mismatches"),
     # Public on purpose: providers fetch frames here; the signed token expires.
     path("frames/<str:token>/<str:name>", views.frame_link, name="frame-link"),
     # Money and members (videos/settings_views.py).

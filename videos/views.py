@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from videos import files, frames, ledger, pipeline, pricing, providers, services
+from videos import files, frames, ledger, permissions, pipeline, pricing, providers, services
 from videos.forms import (
     TRANSPORT_LABELS,
     ClipForm,
@@ -22,7 +22,8 @@ from videos.forms import (
     ProjectForm,
     initial_from_clip,
 )
-from videos.models import Clip, Frame, Project, ProviderAccount, Role
+from videos.models import Clip, Frame, Project, ProviderAccount, WorkerHeartbeat
+from videos.pipeline import reconcile
 
 LIBRARY_PAGE_SIZE = 24
 
@@ -52,15 +53,25 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def projects(request: HtmxHttpRequest) -> HttpResponse:
     form = ProjectForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        project = services.create_project(name=form.cleaned_data["name"], user=request.user)
-        return redirect(project)
+    can_create = permissions.can_create_projects(request.user)
+    if request.method == "POST":
+        if not can_create:
+            raise permissions.NotAllowed(
+                "Creating projects needs the right to spend, which staff give."
+            )
+        if form.is_valid():
+            project = services.create_project(name=form.cleaned_data["name"], user=request.user)
+            return redirect(project)
     projects = Project.objects.for_user(request.user).order_by("name", "pk")
-    return render(request, "videos/projects.html", {"projects": projects, "form": form})
+    return render(
+        request,
+        "videos/projects.html",
+        {"projects": projects, "form": form, "can_create": can_create},
+    )
 
 
 def _can_generate(project: Project, user) -> bool:
-    return project.role_of(user) in {Role.ADMIN, Role.CREATOR}
+    return permissions.can_spend(project, user)
 
 
 @login_required
@@ -196,6 +207,9 @@ def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "actual_cost": pricing.actual_cost(clip),
             "frames": frames.ordered(clip.frames.all()) if not request.htmx else (),
             "transport_label": TRANSPORT_LABELS.get(clip.params.get("frame_transport", "")),
+            "slots_ahead": pipeline.submit.slots_ahead(clip),
+            "tracker_down": clip.status == "queued" and not WorkerHeartbeat.alive("tracker"),
+            "can_look_up": clip.status == "unknown" and reconcile.can_look_up(clip),
         },
     )
 
