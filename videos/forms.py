@@ -5,7 +5,9 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Q
+from django.forms.utils import ErrorDict
 
 from videos import frames, pricing, providers
 from videos.frames import FrameError, NewFrame
@@ -33,6 +35,46 @@ TRANSPORT_LABELS = {
     "data_uri": "As data: URIs in the request",
     "url": "As expiring links to the stored images",
 }
+
+
+# Ids are 64-bit signed in the database: a larger number in a query string must be a form
+# error, not an OverflowError from the database driver (a 500).
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: object) -> int | None:
+    """A row id as typed in a query string or form, or None when it cannot be one."""
+    text = str(value).strip() if value is not None else ""
+    if not text.isdecimal() or len(text) > 19:
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
+TEMPLATE_GONE = "The clip this form was to be filled in from does not exist; start afresh."
+
+
+class IdField(forms.IntegerField):
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
+        self.error_messages["min_value"] = self.error_messages["max_value"] = "No such item."
+
+
+class ModelMultipleIdField(forms.ModelMultipleChoiceField):
+    """Ticked rows by id; an id no row could have is refused before it reaches a query."""
+
+    def _check_values(self, value):
+        for pk in value:
+            if parse_id(pk) is None:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": str(pk)[:40]},
+                )
+        return super()._check_values(value)
 
 
 class MultipleFileInput(forms.FileInput):
@@ -128,8 +170,8 @@ class ClipForm(forms.Form):
         help_text="How your images reach the provider. The preselected way is the most reliable.",
     )
     # "Use as template": the clip whose stored frames are offered again, and those kept.
-    from_clip = forms.IntegerField(required=False, widget=forms.HiddenInput)
-    keep_frames = forms.ModelMultipleChoiceField(
+    from_clip = IdField()
+    keep_frames = ModelMultipleIdField(
         queryset=Frame.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
     )
 
@@ -142,6 +184,8 @@ class ClipForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["provider_account"].queryset = accounts
         self.new_frames: list[NewFrame] = []
+        if not self.is_bound:
+            self._check_query_ids()
         account = self._chosen_account(accounts)
         self.account = account
         specs = providers.models_for(account.kind) if account else ()
@@ -199,10 +243,10 @@ class ClipForm(forms.Form):
         self.image_rules = frames.requirements_text(self.account.kind) if self.account else ""
         if project is not None:
             self.fields["keep_frames"].queryset = Frame.objects.filter(clip__project=project)
-            template_id = self._value("from_clip")
-            if template_id and template_id.isdigit():
+            template_id = parse_id(self._value("from_clip"))
+            if template_id is not None:
                 self.template_frames = frames.ordered(
-                    Frame.objects.filter(clip__project=project, clip_id=int(template_id))
+                    Frame.objects.filter(clip__project=project, clip_id=template_id)
                 )
 
     @property
@@ -254,10 +298,10 @@ class ClipForm(forms.Form):
         return str(value.pk if isinstance(value, ProviderAccount) else value) if value else None
 
     def _chosen_account(self, accounts) -> ProviderAccount | None:
-        chosen = self._value("provider_account")
+        chosen = parse_id(self._value("provider_account"))
         account = None
-        if chosen and str(chosen).isdigit():
-            account = accounts.filter(pk=int(chosen)).first()
+        if chosen is not None:
+            account = accounts.filter(pk=chosen).first()
         return account or accounts.first()
 
     def _chosen_spec(self, specs) -> providers.ModelSpec | None:
@@ -275,8 +319,27 @@ class ClipForm(forms.Form):
 
     # --- checking ------------------------------------------------------------------------
 
+    def _check_query_ids(self) -> None:
+        """Ids in the query string that opened the form: one no row could have is said
+        above the form (an unbound form has no errors of its own) and otherwise ignored."""
+        messages = []
+        if self.initial.get("from_clip") and parse_id(self.initial["from_clip"]) is None:
+            messages.append(TEMPLATE_GONE)
+        kept = self.initial.get("keep_frames") or ()
+        if isinstance(kept, str | int):
+            kept = [kept]
+        if any(parse_id(pk) is None for pk in kept):
+            messages.append("Some of the images to keep do not exist; they are left out.")
+        if messages:
+            self._errors = ErrorDict(
+                {NON_FIELD_ERRORS: self.error_class(messages, error_class="nonfield")}
+            )
+
     def clean(self):
         cleaned = super().clean()
+        if self.has_error("from_clip"):
+            # A hidden field: its own error would show nowhere.
+            self.add_error(None, TEMPLATE_GONE)
         account = cleaned.get("provider_account")
         model = cleaned.get("model")
         if account and model and providers.model_spec(account.kind, model) is None:
