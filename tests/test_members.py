@@ -25,6 +25,15 @@ def sam(db):
     return get_user_model().objects.create_user("sam", "Sam@Example.com", "pw-sam-12345")
 
 
+@pytest.fixture
+def colleague(admin_user, sam):
+    """Sam already works with the admin, on another project."""
+    other = Project.objects.create(name="Trailer", created_by=admin_user)
+    Membership.objects.create(project=other, user=admin_user, role=Role.ADMIN)
+    Membership.objects.create(project=other, user=sam, role=Role.REVIEWER)
+    return sam
+
+
 def settings_url(project, *rest: str) -> str:
     return f"/projects/{project.pk}/settings/" + "".join(f"{part}/" for part in rest)
 
@@ -50,7 +59,8 @@ def test_other_members_get_a_403_and_strangers_a_404(client, user, project, sam)
     assert stranger.post(settings_url(project, "budget"), {"budget": "1"}).status_code == 404
 
 
-def test_an_admin_adds_a_member_by_username_or_email(client, admin_user, project, sam):
+def test_an_admin_adds_a_colleague_by_username_or_email(client, admin_user, project, colleague):
+    sam = colleague
     client.force_login(admin_user)
     response = client.post(
         settings_url(project, "members"), {"who": "sam@example.com", "role": "reviewer"}
@@ -66,7 +76,7 @@ def test_an_admin_adds_a_member_by_username_or_email(client, admin_user, project
 @pytest.mark.parametrize(
     ("who", "message"),
     [
-        ("nobody", "Nobody has an account with this username or email."),
+        ("nobody", "Nobody in your projects has this username or email."),
         ("casey", "casey is already a member (admin)."),
         ("", "This field is required."),
     ],
@@ -80,6 +90,56 @@ def test_adding_someone_who_cannot_be_added_is_explained_next_to_the_field(
     assert response.status_code == 200
     assert 'id="id_who-error"' in html and message in html
     assert project.memberships.count() == 1
+
+
+def test_someone_the_admin_shares_no_project_with_cannot_be_added(client, admin_user, project, sam):
+    client.force_login(admin_user)
+    url = settings_url(project, "members")
+    html = client.post(url, {"who": "sam", "role": "creator"}).content.decode()
+    assert 'id="id_who-error"' in html
+    assert "Nobody in your projects has this username or email." in html
+    assert project.role_of(sam) is None
+    assert not AuditEvent.objects.exists()
+
+
+def _who_error(client, url: str, who: str) -> str:
+    html = client.post(url, {"who": who, "role": "creator"}).content.decode()
+    return html.split('id="id_who-error" role="alert">', 1)[1].split("</small>", 1)[0]
+
+
+def test_the_answer_does_not_tell_whether_an_email_has_an_account(client, admin_user, project, sam):
+    get_user_model().objects.create_user("sam2", "sam@example.com", "pw-sam2-12345")
+    client.force_login(admin_user)
+    url = settings_url(project, "members")
+    for who in ("sam", "Sam@Example.com"):  # accounts that exist (the email twice over)
+        assert _who_error(client, url, who) == _who_error(client, url, "nobody@example.com")
+    assert project.memberships.count() == 1
+
+
+def test_an_email_two_colleagues_share_asks_for_the_username(
+    client, admin_user, project, colleague
+):
+    twin = get_user_model().objects.create_user("sam2", "sam@example.com", "pw-sam2-12345")
+    Membership.objects.create(
+        project=Project.objects.get(name="Trailer"), user=twin, role=Role.CREATOR
+    )
+    client.force_login(admin_user)
+    html = client.post(
+        settings_url(project, "members"), {"who": "sam@example.com", "role": "creator"}
+    ).content.decode()
+    assert "More than one person in your projects uses this email." in html
+
+
+def test_site_staff_may_add_anyone(client, admin_user, project, sam):
+    admin_user.is_staff = True
+    admin_user.save(update_fields=["is_staff"])
+    client.force_login(admin_user)
+    assert (
+        "Anyone with an account on this site." in client.get(settings_url(project)).content.decode()
+    )
+    response = client.post(settings_url(project, "members"), {"who": "sam", "role": "creator"})
+    assert response.status_code == 302
+    assert project.role_of(sam) == Role.CREATOR
 
 
 def test_an_admin_changes_a_role_and_removes_a_member(client, admin_user, project, sam):
@@ -176,8 +236,9 @@ def test_a_negative_budget_is_refused_next_to_the_field(client, admin_user, proj
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_an_admin_manages_members_and_the_budget_in_chromium(
-    page, live_server, admin_user, project, sam
+    page, live_server, admin_user, project, colleague
 ):
+    sam = colleague
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Username").fill("casey")
     page.get_by_label("Password").fill("pw-casey-123")

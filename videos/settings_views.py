@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -31,30 +30,23 @@ class AddMemberForm(forms.Form):
     who = forms.CharField(
         label="Username or email",
         max_length=254,
+        help_text="Someone already in one of your projects.",
         widget=forms.TextInput(attrs={"placeholder": "sam or sam@example.com"}),
     )
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.CREATOR)
 
-    def __init__(self, *args, project: Project, **kwargs) -> None:
+    def __init__(self, *args, project: Project, actor, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.project = project
+        self.actor = actor
+        if actor.is_staff:
+            self.fields["who"].help_text = "Anyone with an account on this site."
 
     def clean_who(self):
-        who = self.cleaned_data["who"].strip()
-        users = get_user_model().objects.filter(is_active=True)
-        found = list(users.filter(username__iexact=who)[:1])
-        if not found and "@" in who:
-            found = list(users.filter(email__iexact=who)[:2])
-            if len(found) > 1:
-                raise forms.ValidationError(
-                    "More than one account uses this email. Type the username instead."
-                )
-        if not found:
-            raise forms.ValidationError(
-                "Nobody has an account with this username or email. A site admin creates "
-                "accounts; add them here once they have one."
-            )
-        user = found[0]
+        try:
+            user = members.find_addable(self.cleaned_data["who"], actor=self.actor)
+        except members.NotFound as exc:
+            raise forms.ValidationError(str(exc)) from None
         role = self.project.role_of(user)
         if role is not None:
             raise forms.ValidationError(
@@ -135,7 +127,7 @@ def _render_settings(
             "project": project,
             "memberships": memberships,
             "roles": Role.choices,
-            "add_form": add_form or AddMemberForm(project=project),
+            "add_form": add_form or AddMemberForm(project=project, actor=request.user),
             "budget_form": budget_form or BudgetForm(initial={"budget": project.budget}),
             "member_errors": member_errors or {},
             "status": ledger.budget_status(project),
@@ -163,7 +155,7 @@ def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     project = _admin_project(request, pk)
-    form = AddMemberForm(request.POST, project=project)
+    form = AddMemberForm(request.POST, project=project, actor=request.user)
     if not form.is_valid():
         return _render_settings(request, project, add_form=form)
     user = form.cleaned_data["who"]
