@@ -213,7 +213,7 @@ def test_a_clip_over_budget_is_refused_before_anything_reaches_the_provider(
 
 
 @pytest.mark.django_db
-def test_a_project_over_its_budget_refuses_even_unpriced_clips(
+def test_a_project_with_a_budget_refuses_unpriced_clips_it_cannot_count(
     client, user, project, offline_account
 ):
     project.budget = Decimal("1.00")
@@ -223,7 +223,8 @@ def test_a_project_over_its_budget_refuses_even_unpriced_clips(
     html = client.post(
         f"/projects/{project.pk}/clips/new/", {"provider_account": offline_account.pk, **FORM}
     ).content.decode()
-    assert "Launch film has used $1.20 of its $1.00 budget, so no more clips can be sent." in html
+    assert "has no price in the price table" in html
+    assert "Nothing was sent." in html
     assert Clip.objects.count() == 1
 
 

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.chain_helpers import stored_clip
+from tests.conftest import grant_spending
 from videos.models import (
     ChainExport,
     Clip,
@@ -28,6 +29,8 @@ def member(project, name: str, role: str):
     person = get_user_model().objects.create_user(name, f"{name}@example.com")
     if role:
         Membership.objects.create(project=project, user=person, role=role)
+    if role in {Role.ADMIN, Role.CREATOR}:
+        grant_spending(person)
     return person
 
 

@@ -174,7 +174,8 @@ def budget_status(project: Project) -> BudgetStatus:
 def ensure_within_budget(*, project: Project, account, model: str, params: dict) -> None:
     """Refuse, before any row or provider call, a clip that would pass the project's budget.
 
-    Raises BudgetExceeded with a message for the form.
+    Fails closed: a project with a budget sends only models with a price, since a clip of
+    unknown cost could pass any budget. Raises BudgetExceeded with a message for the form.
     """
     with transaction.atomic():
         # Taken on the project row so that two submissions racing on PostgreSQL cannot both
@@ -183,21 +184,21 @@ def ensure_within_budget(*, project: Project, account, model: str, params: dict)
         if locked.budget is None:
             return
         estimate = estimate_cost(account.kind, model, params.get("duration"))
+        if estimate is None:
+            raise BudgetExceeded(
+                f"{model} has no price in the price table, so the studio cannot tell what it "
+                f"would cost, and {locked.name} has a budget. Nothing was sent. A site admin "
+                "can add its price under Admin → Model prices."
+            )
         status = budget_status(locked)
-        if status.committed + (estimate or ZERO) <= locked.budget:
+        if status.committed + estimate <= locked.budget:
             return
     left = max(ZERO, status.left or ZERO)
-    if estimate:
-        message = (
-            f"This clip would cost about {money(estimate)}, but {locked.name} has "
-            f"{money(left)} left of its {money(locked.budget)} budget "
-            f"({money(status.committed)} spent or pending). Nothing was sent."
-        )
-    else:
-        message = (
-            f"{locked.name} has used {money(status.committed)} of its "
-            f"{money(locked.budget)} budget, so no more clips can be sent."
-        )
+    message = (
+        f"This clip would cost about {money(estimate)}, but {locked.name} has "
+        f"{money(left)} left of its {money(locked.budget)} budget "
+        f"({money(status.committed)} spent or pending). Nothing was sent."
+    )
     raise BudgetExceeded(f"{message} A project admin can raise the budget in the settings.")
 
 
