@@ -24,7 +24,7 @@ from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from sandbox import faults
+from sandbox import callbacks, faults
 from sandbox.common import bearer_key, json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
@@ -43,6 +43,10 @@ EXTEND_SECONDS = 7
 MAX_TOTAL_SECONDS = 148
 CALLBACK_COPIES = 2  # "sent once or more": the twin always sends a duplicate.
 CALLBACK_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+# Sandbox rule, not kie's: the twin calls back only to the studio it runs in.
+CALLBACK_ELSEWHERE = (
+    "callBackUrl must point at this studio (the sandbox calls back only to the studio it runs in)"
+)
 
 # The seed's code table, in kie's own words.
 MESSAGES = {
@@ -110,6 +114,8 @@ def _validate_common(body: dict[str, Any]) -> str | None:
         return "watermark must be a string"
     if body.get("callBackUrl") not in (None, "") and not _is_url(body["callBackUrl"]):
         return "callBackUrl must be a valid URL"
+    if body.get("callBackUrl") and not callbacks.is_studio_address(body["callBackUrl"]):
+        return CALLBACK_ELSEWHERE
     return None
 
 
@@ -405,7 +411,12 @@ def _schedule_callbacks(url: str, body: dict[str, Any], delay: float) -> None:
 
 
 def _deliver(url: str, body: dict[str, Any], key: str) -> None:
-    # A receiver that is down, slow or broken must never hurt the twin.
+    if not callbacks.is_studio_address(url):
+        # Refused at submission already; checked again here in case a new path forgets.
+        logger.warning("kie sandbox: callback to %s refused, not this studio", url)
+        return
+    # A receiver that is down, slow or broken must never hurt the twin. httpx does not
+    # follow redirects here, so the studio's address cannot bounce the post elsewhere.
     content = json.dumps(body).encode()
     for _ in range(CALLBACK_COPIES):
         timestamp = str(int(time.time()))

@@ -44,7 +44,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image, UnidentifiedImageError
 
-from sandbox import faults
+from sandbox import callbacks, faults
 from sandbox.common import json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
@@ -199,6 +199,9 @@ def _check_common(body: dict[str, Any]) -> str | None:
         not isinstance(callback_url, str) or not callback_url.startswith(("http://", "https://"))
     ):
         return "callback_url must be an http(s) URL"
+    if callback_url and not callbacks.is_studio_address(callback_url):
+        # Sandbox rule, not Kling's: the twin calls back only to the studio it runs in.
+        return "callback_url must point at this studio (the sandbox calls back only there)"
     external_task_id = body.get("external_task_id")
     if external_task_id is not None and not isinstance(external_task_id, str):
         return "external_task_id must be a string"
@@ -358,6 +361,9 @@ def _schedule_callbacks(request: HttpRequest, task: SandboxTask) -> None:
 
 
 def _send_callbacks(url: str, events: list[tuple[float, dict[str, Any]]]) -> None:
+    if not callbacks.is_studio_address(url):
+        # Refused at submission already; checked again here in case a new path forgets.
+        return
     started = time.monotonic()
     for at, payload in events:
         delay = at - (time.monotonic() - started)

@@ -257,3 +257,87 @@ def test_read_limited_stops_past_the_limit(listener):
             netguard.read_limited(response, 1024 * 1024)
         with http.stream("GET", f"http://127.0.0.1:{listener.port}/ok") as response:
             assert netguard.read_limited(response, 1024) == b"hello from loopback"
+
+
+# --- the sandbox twins call back only to this studio ---------------------------------------------
+# The twins run inside the studio: a callback URL elsewhere would make the studio's own server
+# POST wherever a sandbox key holder likes. They refuse it as a bad parameter, in each
+# provider's own error shape (kie: HTTP 200, body code 422; Kling: HTTP 400, code 1201).
+
+ELSEWHERE = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.5:6379/",
+    "https://hooks.example.net/clipchain",
+    "http://[fd00::1]/hook",
+]
+
+
+def _kie_generate(client, callback_url: str):
+    return client.post(
+        "/sandbox/kie/api/v1/veo/generate",
+        {"prompt": "Bees over a meadow", "model": "veo3_fast", "callBackUrl": callback_url},
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer sk-sandbox-kie-0001",
+    )
+
+
+def _kling_generate(client, callback_url: str):
+    return client.post(
+        "/sandbox/kling/v1/videos/text2video",
+        {"model_name": "kling-v1", "prompt": "Fireflies", "callback_url": callback_url},
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer sk-sandbox-kling-0001",
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ELSEWHERE)
+def test_the_kie_twin_refuses_a_callback_elsewhere_as_a_bad_parameter(client, url):
+    from sandbox.models import SandboxTask
+
+    response = _kie_generate(client, url)
+    body = response.json()
+    assert response.status_code == 200 and body["code"] == 422 and body["data"] is None
+    assert body["msg"].startswith("callBackUrl must point at this studio")
+    assert not SandboxTask.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ELSEWHERE)
+def test_the_kling_twin_refuses_a_callback_elsewhere_as_a_bad_parameter(client, url):
+    from sandbox.models import SandboxTask
+
+    response = _kling_generate(client, url)
+    body = response.json()
+    assert response.status_code == 400 and body["code"] == 1201
+    assert body["message"].startswith("callback_url must point at this studio")
+    assert not SandboxTask.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/callbacks/kie/1/",
+        "http://localhost:8000/callbacks/kie/1/",
+        "http://[::1]:8000/callbacks/kie/1/",
+        "https://studio.example.com/callbacks/kie/1/",  # PUBLIC_URL's host
+        "https://clips.example.org/callbacks/kie/1/",  # in ALLOWED_HOSTS
+    ],
+)
+def test_the_twins_call_back_to_the_studios_own_addresses(client, settings, url):
+    settings.PUBLIC_URL = "https://studio.example.com"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, ".example.org", "*"]
+    settings.SANDBOX_TASK_SECONDS = 3600  # no delivery during the test
+    assert _kie_generate(client, url).json()["code"] == 200
+    assert _kling_generate(client, url).json()["code"] == 0
+
+
+def test_a_bare_star_in_allowed_hosts_does_not_open_callbacks_to_anywhere(settings):
+    from sandbox import callbacks
+
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.PUBLIC_URL = ""
+    assert not callbacks.is_studio_address("https://hooks.example.net/x")
+    assert callbacks.is_studio_address("http://127.0.0.1:9/x")
+    assert not callbacks.is_studio_address("gopher://127.0.0.1:9/x")
