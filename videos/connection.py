@@ -16,6 +16,7 @@ from videos import audit
 from videos.models import ProviderAccount
 from videos.pipeline import client_for_account
 from videos.providers import ProviderError
+from videos.redact import redact
 
 # Kling's body codes (its error-code page): 1000-1004 authentication, 1103 no access;
 # 1101 arrears (postpaid) and 1102 resource pack used up or expired (prepaid).
@@ -44,10 +45,7 @@ class ConnectionResult:
 
 def _redacted(text: str, account: ProviderAccount) -> str:
     # A provider that echoes the key in an error must not put it on an admin page.
-    for secret in (account.credential, account.secret_key):
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, f"…{secret[-4:]}")
-    return text
+    return redact(text, account.secrets())
 
 
 def _from_error(exc: ProviderError, account: ProviderAccount) -> ConnectionResult:
