@@ -9,7 +9,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Q
 from django.forms.utils import ErrorDict
 
-from videos import frames, pricing, providers
+from videos import frames, pricing, providers, search
 from videos.frames import FrameError, NewFrame
 from videos.models import Clip, ClipStatus, Frame, Project, ProviderAccount
 
@@ -548,7 +548,7 @@ class LibraryFilterForm(forms.Form):
         self.is_valid()
         data = self.cleaned_data
         if data.get("q"):
-            clips = clips.filter(prompt__icontains=data["q"])
+            clips = search.matching(clips, data["q"])
         if data.get("status"):
             clips = clips.filter(status=data["status"])
         if data.get("provider"):
