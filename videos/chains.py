@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.files.storage import default_storage
+from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,6 +38,8 @@ KLING_MOST_ADDED_SECONDS = 5.0
 KLING_EXTEND_WITHIN = timedelta(days=30)
 # apimart's remix turns an 8 s generation into 15 s, nothing else.
 APIMART_REMIX_SOURCE_SECONDS = 8
+# Chains listed per page on the project page.
+CHAINS_PER_PAGE = 10
 
 
 class ChainError(Exception):
@@ -349,14 +352,9 @@ def main_take(takes: list[Clip]) -> Clip | None:
     return chosen or (playable[0] if playable else None)
 
 
-def _children_in(project_id: int) -> dict[int, list[Clip]]:
-    # One query for the whole project's chained clips; chains are walked in memory.
+def _children_of(clips) -> dict[int, list[Clip]]:
     children: dict[int, list[Clip]] = defaultdict(list)
-    for clip in (
-        Clip.objects.filter(project_id=project_id, parent__isnull=False)
-        .select_related("provider_account")
-        .order_by("created_at", "pk")
-    ):
+    for clip in clips.order_by("created_at", "pk"):
         children[clip.parent_id].append(clip)
     return children
 
@@ -390,18 +388,25 @@ def _walk(root: Clip, children: dict[int, list[Clip]]) -> Timeline:
 
 def timeline(root: Clip) -> Timeline:
     """The chain's main line, in order, with where each segment sits on the timeline."""
-    return _walk(root, _children_in(root.project_id))
-
-
-def project_chains(project) -> list[Timeline]:
-    """The project's chains (roots with at least one clip after them), newest first."""
-    children = _children_in(project.pk)
-    roots = (
-        Clip.objects.filter(project=project, parent__isnull=True, pk__in=list(children))
-        .select_related("provider_account")
-        .order_by("-created_at", "-pk")
+    # Every clip of a chain points at its root: one query, however deep the chain is, and
+    # one for its accounts (a chain uses a few; each would otherwise decrypt a credential).
+    return _walk(
+        root, _children_of(Clip.objects.filter(root=root).prefetch_related("provider_account"))
     )
-    return [_walk(root, children) for root in roots]
+
+
+def project_chains(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
+    """One page of the project's chains (roots with at least one clip after them), newest
+    first; a page number past the end gives the last page."""
+    roots = Clip.objects.filter(
+        project=project,
+        parent__isnull=True,
+        pk__in=Clip.objects.filter(project=project, root__isnull=False).values("root"),
+    ).order_by("-created_at", "-pk")
+    chains = Paginator(roots, per_page).get_page(page)
+    children = _children_of(Clip.objects.filter(root__in=[root.pk for root in chains]))
+    chains.object_list = [_walk(root, children) for root in chains.object_list]
+    return chains
 
 
 def choose_main_take(*, take: Clip, user) -> None:

@@ -524,6 +524,16 @@ class LibraryFilterForm(forms.Form):
             "min_value": "Pages start at 1; showing the first page.",
         },
     )
+    # The page of the project's chains, listed under the library.
+    chains = forms.IntegerField(
+        required=False,
+        min_value=1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "That is not a page number; showing the first page of chains.",
+            "min_value": "Pages start at 1; showing the first page of chains.",
+        },
+    )
 
     def __init__(self, *args, project: Project, **kwargs) -> None:
         super().__init__(*args, **kwargs)

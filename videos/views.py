@@ -5,7 +5,8 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
+from django.db.models import F
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
@@ -15,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from videos import files, frames, ledger, permissions, pipeline, pricing, providers, services
+from videos.conditional import unchanged_is_304
 from videos.forms import (
     TRANSPORT_LABELS,
     ClipForm,
@@ -22,7 +24,7 @@ from videos.forms import (
     ProjectForm,
     initial_from_clip,
 )
-from videos.models import Clip, Frame, Project, ProviderAccount, WorkerHeartbeat
+from videos.models import Clip, ClipStatus, Frame, Project, ProviderAccount, WorkerHeartbeat
 from videos.pipeline import reconcile
 
 LIBRARY_PAGE_SIZE = 24
@@ -74,38 +76,90 @@ def _can_generate(project: Project, user) -> bool:
     return permissions.can_spend(project, user)
 
 
-@login_required
-@require_GET
-def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    project = _project_for(request, pk)
+def _project_with_role(request: HttpRequest, pk: int) -> Project:
+    # The viewer's role comes with the project, from the membership the lookup joins anyway.
+    return get_object_or_404(
+        Project.objects.for_user(request.user).annotate(viewer_role=F("memberships__role")),
+        pk=pk,
+    )
+
+
+def _library(request: HttpRequest, project: Project) -> tuple[LibraryFilterForm, Page]:
     filters = LibraryFilterForm(request.GET, project=project)
     clips = filters.filter(
-        project.clips.select_related("provider_account", "created_by").order_by(
-            "-created_at", "-pk"
-        )
+        project.clips.select_related("created_by")
+        # A project uses a few accounts: one query for them, not a credential decrypted per clip.
+        .prefetch_related("provider_account")
+        .order_by("-created_at", "-pk")
     )
     paginator = Paginator(clips, LIBRARY_PAGE_SIZE)
     number = filters.cleaned_data.get("page") or 1
     if number > paginator.num_pages:
         filters.add_error("page", f"There is no page {number}; this is the last one.")
         number = paginator.num_pages
-    page = paginator.page(number)
+    return filters, paginator.page(number)
+
+
+# What a card in the clip grid shows.
+GRID_COLUMNS = (
+    "pk",
+    "status",
+    "progress",
+    "prompt",
+    "model",
+    "poster_key",
+    "file_key",
+    "duration_seconds",
+    "created_at",
+    "provider_account__label",
+    "created_by__username",
+)
+
+
+def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
+    """What the polled clip grid shows; None (always render) for the whole page."""
+    if not request.htmx:
+        return None
+    project = _project_with_role(request, pk)
+    filters, page = _library(request, project)
+    return (
+        project.viewer_role,
+        permissions.has_spending_right(request.user),
+        request.GET.urlencode(),
+        page.paginator.count,
+        list(page.object_list.values_list(*GRID_COLUMNS)),
+        project.clips.in_flight().exists(),
+        filters.errors,
+    )
+
+
+@login_required
+@require_GET
+@unchanged_is_304(_clip_grid_version)
+def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    project = _project_with_role(request, pk)
+    filters, page = _library(request, project)
     template = "videos/project.html"
     if request.htmx:
         template += "#clip-grid"
     query = request.GET.copy()
     query.pop("page", None)
+    chains_query = request.GET.copy()
+    chains_query.pop("chains", None)
     return render(
         request,
         template,
         {
             "project": project,
+            "role": project.viewer_role,
             "clips": page.object_list,
             "page": page,
             "filters": filters,
             "query": query.urlencode(),
+            "chains_page": filters.cleaned_data.get("chains") or 1,
+            "chains_query": chains_query.urlencode(),
             "polling": project.clips.in_flight().exists(),
-            "can_generate": _can_generate(project, request.user),
+            "can_generate": permissions.can_spend(project, request.user, role=project.viewer_role),
         },
     )
 
@@ -189,8 +243,51 @@ def clip_template(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _clip_form_page(request, project, form, template_clip=clip)
 
 
+# Scheduling bookkeeping the tracker rewrites on every poll; the page shows none of it.
+CLIP_BOOKKEEPING = frozenset(
+    {
+        "last_polled_at",
+        "next_poll_at",
+        "poll_failures",
+        "tracking_lease_until",
+        "submit_claimed_at",
+        "submit_lease_until",
+        "mirror_attempts",
+    }
+)
+CLIP_SHOWN = tuple(
+    field.attname for field in Clip._meta.concrete_fields if field.attname not in CLIP_BOOKKEEPING
+)
+
+
+def _clip_status_version(request: HtmxHttpRequest, pk: int) -> object | None:
+    """What the polled status fragment shows: the clip's row, the viewer's rights, the price.
+
+    A queued clip's fragment also shows the queue ahead of it and whether the tracker runs,
+    and an unknown outcome whether it can be looked up: those depend on other rows, so
+    they are always rendered.
+    """
+    if not request.htmx:
+        return None
+    row = (
+        Clip.objects.for_user(request.user)
+        .filter(pk=pk)
+        .values(
+            *CLIP_SHOWN,
+            "provider_account__kind",
+            "provider_account__unit_price",
+            viewer_role=F("project__memberships__role"),
+        )
+        .first()
+    )
+    if row is None or row["status"] in {ClipStatus.QUEUED, ClipStatus.UNKNOWN}:
+        return None
+    return (row, permissions.has_spending_right(request.user))
+
+
 @login_required
 @require_GET
+@unchanged_is_304(_clip_status_version)
 def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     clip = _clip_for(request, pk)
     template = "videos/clip.html"

@@ -28,8 +28,11 @@ def clip_chain_panel(context, clip: Clip) -> dict:
 
 
 @register.simple_tag
-def project_activity(project: Project) -> dict:
-    return {"feed": review.project_feed(project), "chains": chains.project_chains(project)}
+def project_activity(project: Project, chains_page: int | str = 1) -> dict:
+    return {
+        "feed": review.project_feed(project),
+        "chains": chains.project_chains(project, page=chains_page or 1),
+    }
 
 
 @register.filter
