@@ -45,16 +45,29 @@ def probe(source: str | BinaryIO) -> VideoInfo:
 
 
 def poster_jpeg(source: str | BinaryIO, *, at_seconds: float = 1.0, max_width: int = 640) -> bytes:
-    """A JPEG of the first frame at or after ``at_seconds`` (or the last one before it)."""
+    """A JPEG of the first frame at or after ``at_seconds`` (or the last one before it).
+
+    Starts from the keyframe before that time, so a poster deep into a long video reads and
+    decodes only its last few seconds (``source`` may be a ranged reader over S3).
+    """
     image: Image.Image | None = None
     try:
         with av.open(source) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if at_seconds > 0 and stream.time_base:
+                container.seek(int(at_seconds / stream.time_base), stream=stream)
             for frame in container.decode(stream):
                 image = frame.to_image()
                 if frame.time is not None and frame.time >= at_seconds:
                     break
+            if image is None and at_seconds > 0:
+                # A seek past the last keyframe's data on some files: read from the start.
+                container.seek(0, stream=stream)
+                for frame in container.decode(stream):
+                    image = frame.to_image()
+                    if frame.time is not None and frame.time >= at_seconds:
+                        break
     except (av.FFmpegError, IndexError) as exc:
         raise NotAVideo(f"No frame could be read: {exc}") from exc
     if image is None:

@@ -1,96 +1,299 @@
-"""Mirror: copy a finished provider video into the studio's storage before its link expires."""
+"""Mirror: stream a finished provider video into storage before its link expires.
+
+One attempt reads the provider's link through the SSRF guard and feeds the body straight
+into storage as it arrives (``storage_upload``: an S3 multipart upload, or a direct file
+write), counting size and SHA-256 on the way; PyAV then probes the stored bytes through
+ranged reads, and the object takes its content-addressed key.
+
+Attempts are counted on the clip (``mirror_attempts``) as they start, so one that dies with
+its worker counts too, and a link that never works ends Failed after MAX_ATTEMPTS whichever
+task runs them. Only failures that may pass (a dropped connection, a timeout, a 5xx or 429,
+the studio's storage) are tried again, with backoff, while the link lives; a link the
+provider no longer serves (403, 404, 410) ends Expired at once.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
+import time
+from dataclasses import dataclass
 
 import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import default_storage
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from django.utils import timezone
 
-from videos import media
+from videos import media, netguard, storage_upload
 from videos.models import Clip, ClipStatus
 from videos.pipeline.common import enqueue
 
 log = logging.getLogger(__name__)
 
-MAX_VIDEO_BYTES = 4 * 1024**3
+MAX_VIDEO_BYTES = 5 * 1024**3
+MAX_ATTEMPTS = 5
+RETRY_BASE_SECONDS = 2.0
+RETRY_MAX_SECONDS = 60.0
+# How often a running download shows its progress on the clip page.
+PROGRESS_EVERY_SECONDS = 2.0
+GONE = frozenset({403, 404, 410})
+# Left for the probe, the final copy and the bookkeeping when the queue's timeout nears.
+FINISHING_SECONDS = 60.0
 
 
-class LinkGone(Exception):
+@dataclass(frozen=True)
+class Mirrored:
+    key: str
+    size: int
+    sha256: str
+    info: media.VideoInfo
+
+
+class Transient(Exception):
+    """A failure that may pass: worth another try while tries and the link last."""
+
+    def __init__(self, reason: str, *, storage: bool = False, retry_after: float = 0) -> None:
+        super().__init__(reason)
+        self.reason, self.storage, self.retry_after = reason, storage, retry_after
+
+
+class Gone(Exception):
     pass
 
 
-def _download(url: str, into) -> tuple[int, str]:
-    """Stream ``url`` into a file, never holding the whole video in memory."""
-    digest = hashlib.sha256()
-    size = 0
+class Refused(Exception):
+    """A failure no retry can mend: the clip fails with ``message``."""
+
+    def __init__(self, code: str, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.detail = code, message, detail
+
+
+class Stopped(Exception):
+    """The clip left "Saving video" under us (another run finished it, or gave up)."""
+
+
+def _http_client(clip: Clip) -> httpx.Client:
     timeout = httpx.Timeout(settings.DOWNLOAD_TIMEOUT_SECONDS, connect=10.0)
-    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
-        if response.status_code in {403, 404, 410}:
-            raise LinkGone(f"HTTP {response.status_code}")
-        response.raise_for_status()
-        for chunk in response.iter_bytes(chunk_size=1024 * 1024):
-            size += len(chunk)
-            if size > MAX_VIDEO_BYTES:
-                raise ValueError("The video is larger than the studio accepts.")
-            digest.update(chunk)
-            into.write(chunk)
-    into.flush()
-    return size, digest.hexdigest()
+    return netguard.client(allow_private=clip.provider_account.is_sandbox, timeout=timeout)
+
+
+def _task_seconds() -> float:
+    """How long this task may work: the queue kills it at its timeout."""
+    return float(settings.Q_CLUSTER.get("timeout") or 600) - FINISHING_SECONDS
+
+
+def _phase(clip: Clip, attempt: int, done: str = "") -> str:
+    phase = "Saving the partial video" if clip.params.get("partial") else "Saving the video"
+    if attempt > 1:
+        phase += f" (try {attempt} of {MAX_ATTEMPTS})"
+    return f"{phase}: {done}" if done else phase
+
+
+# The clip's rows change here by conditional UPDATEs on the status, like the model's own
+# transitions: a run whose clip was finished or given up meanwhile changes nothing.
+
+
+def _start_attempt(clip: Clip) -> int | None:
+    """Count one more try, unless another run counted it first or the clip moved on."""
+    attempt = clip.mirror_attempts + 1
+    started = Clip.objects.filter(
+        pk=clip.pk, status=ClipStatus.MIRRORING, mirror_attempts=clip.mirror_attempts
+    ).update(mirror_attempts=attempt, phase=_phase(clip, attempt))
+    if not started:
+        return None
+    clip.mirror_attempts = attempt
+    return attempt
+
+
+def _show(clip: Clip, phase: str) -> None:
+    if not Clip.objects.filter(pk=clip.pk, status=ClipStatus.MIRRORING).update(phase=phase):
+        raise Stopped
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1_000_000:,.0f} MB"
+
+
+def _download(clip: Clip, attempt: int, *, stop_at: float) -> Mirrored:
+    """One try: the provider's body straight into storage, probed, under its final key."""
+    with (
+        _http_client(clip) as http,
+        http.stream("GET", clip.result_url) as response,
+    ):
+        status = response.status_code
+        if status in GONE:
+            raise Gone(f"HTTP {status}")
+        if status >= 500 or status in {408, 429}:
+            retry_after = response.headers.get("Retry-After", "")
+            raise Transient(
+                f"HTTP {status}", retry_after=float(retry_after) if retry_after.isdigit() else 0
+            )
+        if status != 200:
+            raise Refused(
+                "download_refused",
+                f"The provider's video link answered HTTP {status}, so the video could not "
+                "be saved. Try again.",
+            )
+        declared = response.headers.get("Content-Length", "")
+        total = int(declared) if declared.isdigit() else None
+        if total is not None and total > MAX_VIDEO_BYTES:
+            raise storage_upload.TooLarge
+        shown_at = time.monotonic()
+        with storage_upload.receive(
+            default_storage, tag=f"clip-{clip.pk}", max_bytes=MAX_VIDEO_BYTES
+        ) as incoming:
+            for chunk in response.iter_bytes():
+                incoming.write(chunk)
+                now = time.monotonic()
+                if now - shown_at >= PROGRESS_EVERY_SECONDS:
+                    shown_at = now
+                    done = _megabytes(incoming.size)
+                    _show(
+                        clip,
+                        _phase(clip, attempt, f"{done} of {_megabytes(total)}" if total else done),
+                    )
+                    if now > stop_at:
+                        raise Transient("the download was too slow to finish in time")
+            incoming.finish()
+            with incoming.open() as stored:
+                info = media.probe(stored)
+            key = incoming.keep(f"clips/{clip.project_id}/{clip.pk}-{incoming.sha256[:12]}.mp4")
+            return Mirrored(key=key, size=incoming.size, sha256=incoming.sha256, info=info)
+
+
+def _attempt(clip: Clip, attempt: int, *, stop_at: float) -> Mirrored:
+    """One try, its failures sorted into Transient, Gone and Refused."""
+    try:
+        return _download(clip, attempt, stop_at=stop_at)
+    except netguard.BlockedURL as exc:
+        raise Refused(
+            "blocked_url", f"The studio did not download the provider's video: {exc.message}"
+        ) from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise Refused(
+            "bad_link", "The provider's video link is not a web address the studio can read."
+        ) from exc
+    except httpx.TimeoutException as exc:
+        raise Transient("the provider's server stopped sending") from exc
+    except httpx.TransportError as exc:
+        raise Transient(f"the connection failed: {exc}") from exc
+    except storage_upload.TooLarge as exc:
+        raise Refused(
+            "too_large",
+            f"The provider's video is larger than the studio accepts "
+            f"({MAX_VIDEO_BYTES // 1024**3} GiB).",
+        ) from exc
+    except media.NotAVideo as exc:
+        raise Refused(
+            "not_a_video", "The provider's file is not a playable video. Try again.", str(exc)
+        ) from exc
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise Transient(f"storage: {exc}", storage=True) from exc
+
+
+def _wait_before(attempt: int, failure: Transient) -> float:
+    wait = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return min(RETRY_MAX_SECONDS, max(wait, failure.retry_after))
+
+
+def _give_up(clip: Clip, tries: int, failure: Transient | None) -> None:
+    reason = failure.reason if failure else "the last try was interrupted"
+    if failure is not None and failure.storage:
+        message = (
+            f"The video could not be saved to the studio's storage after {tries} tries. "
+            "Nothing more will be tried; ask an admin to check the storage settings."
+        )
+    else:
+        message = (
+            f"The provider's video could not be downloaded after {tries} tries ({reason}). "
+            "Nothing more will be tried; the provider may still show it in its dashboard."
+        )
+    clip.mark_failed(
+        code="storage_failed" if failure and failure.storage else "download_failed",
+        message=message,
+        provider_message=reason,
+    )
+
+
+def _link_expired(clip: Clip) -> bool:
+    return clip.result_expires_at is not None and timezone.now() >= clip.result_expires_at
 
 
 def mirror_clip(*, clip_id: int) -> None:
-    clip = Clip.objects.get(pk=clip_id)
+    clip = Clip.objects.select_related("provider_account").get(pk=clip_id)
     if clip.status != ClipStatus.MIRRORING:
         return
-    with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
-        try:
-            for attempt in Retrying(
-                retry=retry_if_exception(
-                    lambda exc: isinstance(exc, httpx.TransportError | httpx.HTTPStatusError)
-                ),
-                stop=stop_after_attempt(4),
-                wait=wait_exponential(multiplier=1, min=1, max=15),
-                reraise=True,
-            ):
-                with attempt:
-                    tmp.seek(0)
-                    tmp.truncate()
-                    size, sha256 = _download(clip.result_url, tmp)
-        except LinkGone as exc:
-            clip.mark_expired(
-                message=("The provider's download link expired before the video could be saved."),
-                provider_message=str(exc),
-            )
-            return
-        try:
-            info = media.probe(tmp.name)
-        except media.NotAVideo as exc:
-            clip.mark_failed(
-                code="not_a_video",
-                message="The provider's file is not a playable video. Try again.",
-                provider_message=str(exc),
-            )
-            return
-        tmp.seek(0)
-        key = default_storage.save(
-            f"clips/{clip.project_id}/{clip.pk}-{sha256[:12]}.mp4", File(tmp)
-        )
-    if not clip.mark_mirrored(
-        file_key=key,
-        file_size=size,
-        sha256=sha256,
-        duration_seconds=info.duration,
-        width=info.width,
-        height=info.height,
-    ):
-        # Another run got there first: keep theirs, drop ours.
-        default_storage.delete(key)
+    if not clip.result_url:
+        clip.mark_failed(code="bad_link", message="The provider gave no link to the video.")
         return
-    log.info("clip %s: mirrored %s bytes to %s", clip.pk, size, key)
+    # What a run killed mid-upload left (an unfinished multipart upload, a part file).
+    storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}")
+    stop_at = time.monotonic() + _task_seconds()
+    failure: Transient | None = None
+    while True:
+        if clip.mirror_attempts >= MAX_ATTEMPTS:
+            _give_up(clip, clip.mirror_attempts, failure)
+            return
+        attempt = _start_attempt(clip)
+        if attempt is None:
+            return  # another run is on it, or the clip is no longer saving
+        try:
+            mirrored = _attempt(clip, attempt, stop_at=stop_at)
+        except Stopped:
+            return
+        except Gone as exc:
+            clip.mark_expired(
+                message="The provider's download link expired before the video could be saved.",
+                provider_message=str(exc),
+            )
+            return
+        except Refused as exc:
+            clip.mark_failed(code=exc.code, message=exc.message, provider_message=exc.detail)
+            return
+        except Transient as exc:
+            failure = exc
+            log.warning("clip %s: mirror try %s failed: %s", clip.pk, attempt, exc.reason)
+        else:
+            _record(clip, mirrored)
+            return
+        if attempt >= MAX_ATTEMPTS:
+            _give_up(clip, attempt, failure)
+            return
+        if _link_expired(clip):
+            clip.mark_expired(
+                message=(
+                    "The provider's download link expired while the studio was still "
+                    f"trying to save the video ({failure.reason})."
+                ),
+                provider_message=failure.reason,
+            )
+            return
+        wait = _wait_before(attempt, failure)
+        if clip.result_expires_at is not None:
+            wait = min(wait, max(0.0, (clip.result_expires_at - timezone.now()).total_seconds()))
+        if time.monotonic() + wait > stop_at:
+            # Out of this task's time: the safety net queues the clip again later.
+            _show(clip, _phase(clip, attempt, f"failed ({failure.reason}), will try again"))
+            return
+        _show(clip, _phase(clip, attempt, f"failed ({failure.reason}), trying again"))
+        time.sleep(wait)
+
+
+def _record(clip: Clip, mirrored: Mirrored) -> None:
+    if not clip.mark_mirrored(
+        file_key=mirrored.key,
+        file_size=mirrored.size,
+        sha256=mirrored.sha256,
+        duration_seconds=mirrored.info.duration,
+        width=mirrored.info.width,
+        height=mirrored.info.height,
+    ):
+        # Another run got there first: keep theirs, drop ours (unless it is the same key,
+        # which then holds the very same bytes).
+        clip.refresh_from_db(fields=["file_key"])
+        if clip.file_key != mirrored.key:
+            default_storage.delete(mirrored.key)
+        return
+    log.info("clip %s: mirrored %s bytes to %s", clip.pk, mirrored.size, mirrored.key)
     enqueue("poster", clip.pk)
