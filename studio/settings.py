@@ -133,10 +133,6 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "studio.urls"
 
-TEMPLATE_LOADERS = [
-    "django.template.loaders.filesystem.Loader",
-    "django.template.loaders.app_directories.Loader",
-]
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -147,13 +143,23 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
-            # Compiled templates are kept in memory in production; in development every
-            # request reads the files, so an edited template shows on the next reload.
-            "loaders": (
-                TEMPLATE_LOADERS
-                if DEBUG
-                else [("django.template.loaders.cached.Loader", TEMPLATE_LOADERS)]
-            ),
+            # Compiled templates stay in memory (runserver drops them when a file changes);
+            # the partials loader serves "page.html#fragment". Named here because
+            # template-partials replaces any loaders not wrapped in its own.
+            "loaders": [
+                (
+                    "template_partials.loader.Loader",
+                    [
+                        (
+                            "django.template.loaders.cached.Loader",
+                            [
+                                "django.template.loaders.filesystem.Loader",
+                                "django.template.loaders.app_directories.Loader",
+                            ],
+                        )
+                    ],
+                )
+            ],
         },
     },
 ]
@@ -232,7 +238,7 @@ TRACKER_SUBMIT_THREADS = env_int("TRACKER_SUBMIT_THREADS", 4, minimum=1)
 TRACKER_IDLE_SECONDS = env_float("TRACKER_IDLE_SECONDS", 0.5)
 # A submitter renews its claim on a clip every third of this while the provider call runs;
 # a claim not renewed for this long belonged to a process that died.
-SUBMIT_LEASE_SECONDS = env_float("SUBMIT_LEASE_SECONDS", 30.0)
+SUBMIT_LEASE_SECONDS = env_float("SUBMIT_LEASE_SECONDS", 15.0)
 # A provider task still unfinished after this long is given up as expired (Kling jobs
 # have been seen to run over an hour).
 TRACK_DEADLINE_SECONDS = env_int("TRACK_DEADLINE_SECONDS", 3 * 3600, minimum=60)
@@ -280,7 +286,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "videos.static_storage.ForgivingManifestStorage"
         )
     },
 }
@@ -289,10 +295,8 @@ STATIC_URL = "static/"
 # Where `manage.py collectstatic` writes the hashed, compressed files WhiteNoise serves.
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))).resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# A file missing from the manifest (a template naming a file added after collectstatic) is
-# linked by its plain name instead of failing every page that mentions it with a 500. A
-# missing manifest altogether is refused at start-up by gunicorn.conf.py.
-WHITENOISE_MANIFEST_STRICT = False
+# With DEBUG off, files are served under hashed names, compressed, cached for a year
+# (videos/static_storage.py); gunicorn.conf.py refuses to start without collectstatic.
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

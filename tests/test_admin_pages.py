@@ -131,6 +131,8 @@ def add_form(**overrides) -> dict:
         "is_enabled": "on",
         "all_projects": "on",
         "unit_price": "",
+        "max_in_flight": "20",
+        "requests_per_minute": "300",
     }
     data.update(overrides)
     return data
@@ -286,3 +288,14 @@ def test_site_admins_changing_members_and_budgets_in_the_admin_are_audited(
         ("member.role_changed", "casey"),
         ("member.added", "sam"),
     }
+
+
+def test_the_account_limits_are_edited_in_the_admin(client, staff, account):
+    client.force_login(staff)
+    url = admin_url(ProviderAccount, "change", account.pk)
+    page = client.get(url).content.decode()
+    assert "Limits" in page and 'name="max_in_flight"' in page
+    form = change_form(account, max_in_flight="3", requests_per_minute="90")
+    assert client.post(url, form).status_code == 302
+    account.refresh_from_db()
+    assert (account.max_in_flight, account.requests_per_minute) == (3, 90)

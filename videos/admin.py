@@ -33,6 +33,7 @@ from videos.models import (
     ModelPrice,
     Project,
     ProviderAccount,
+    WorkerHeartbeat,
 )
 
 SECRET_FIELDS = ("credential", "secret_key")
@@ -155,6 +156,8 @@ class ProviderAccountForm(forms.ModelForm):
             "all_projects",
             "projects",
             "unit_price",
+            "max_in_flight",
+            "requests_per_minute",
         ]
 
     def __init__(self, *args, **kwargs) -> None:
@@ -211,6 +214,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
             ("Credential", {"fields": credential_fields}),
             ("Who may use it", {"fields": ["is_enabled", "all_projects", "projects"]}),
             ("Money", {"fields": ["unit_price"]}),
+            ("Limits", {"fields": ["max_in_flight", "requests_per_minute"]}),
         ]
         if obj is not None:
             fieldsets.append(("Connection", {"fields": ["connection"]}))
@@ -450,6 +454,20 @@ class ChainExportAdmin(admin.ModelAdmin):
     list_filter = ["status", "stream_copied"]
     search_fields = ["root__prompt", "created_by__username"]
     raw_id_fields = ["root"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    """Which trackers said they were alive, and when: read-only, the processes write it."""
+
+    list_display = ["name", "kind", "seen_at"]
+    list_filter = ["kind"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 # --- money ---------------------------------------------------------------------------------

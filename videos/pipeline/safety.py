@@ -1,6 +1,6 @@
 """The safety net: carry on where a killed process stopped, without ever doing work twice.
 
-It runs inside every tracker (every 30 s) and from django-q2's schedule (every minute), so it
+It runs inside every tracker (every 5 s) and from django-q2's schedule (every minute), so it
 neither starves behind queued work nor needs the tracker to be up. Every step it takes is
 guarded by a lease in the database, so two runs side by side change nothing twice.
 """
@@ -25,7 +25,9 @@ STEP_GRACE = timedelta(minutes=2)
 LOOK_UP_FOR = timedelta(days=2)
 
 
-def resume_stalled() -> dict[str, int]:
+def resume_stalled(*, look_up_unknown: bool = True) -> dict[str, int]:
+    """One pass. ``look_up_unknown`` also searches providers' lists for lost answers (costs
+    list requests, so trackers do it once a minute, not at every pass)."""
     now = timezone.now()
     counts = {"unknown": 0, "found": 0, "mirror": 0, "poster": 0}
     lapsed = Q(tracking_lease_until__isnull=True) | Q(tracking_lease_until__lt=now)
@@ -40,9 +42,10 @@ def resume_stalled() -> dict[str, int]:
     # Answers lost earlier may have appeared in the provider's lists since.
     from videos.pipeline.reconcile import can_look_up, look_up
 
-    for clip in Clip.objects.select_related("provider_account").filter(
+    unknown = Clip.objects.select_related("provider_account").filter(
         status=ClipStatus.UNKNOWN, submit_claimed_at__gte=now - LOOK_UP_FOR
-    ):
+    )
+    for clip in unknown if look_up_unknown else ():
         if can_look_up(clip) and look_up(clip_id=clip.pk):
             counts["found"] += 1
     # Queue steps whose task was lost: queued again once, under a lease that outlasts the

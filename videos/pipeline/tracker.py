@@ -51,7 +51,9 @@ BATCH = 200
 # Longer than one status check can take; a tracker that died lets go after this.
 POLL_LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
-SAFETY_NET_SECONDS = 30.0
+SAFETY_NET_SECONDS = 5.0
+# Searching providers' task lists for lost answers costs list requests: once a minute.
+LOOK_UP_SECONDS = 60.0
 # Back-off after failed status checks: doubling from the poll interval up to this.
 LONGEST_BACKOFF_SECONDS = 300.0
 
@@ -273,6 +275,7 @@ class Tracker:
         self.name = f"tracker@{socket.gethostname()}:{os.getpid()}"
         self._last_beat = 0.0
         self._last_safety = 0.0
+        self._last_look_up = 0.0
 
     def close(self) -> None:
         for pool in (self.poll_pool, self.submit_pool):
@@ -405,8 +408,11 @@ class Tracker:
             self._last_beat = now
         if force or now - self._last_safety >= SAFETY_NET_SECONDS:
             self._last_safety = now
+            look_up = force or now - self._last_look_up >= LOOK_UP_SECONDS
+            if look_up:
+                self._last_look_up = now
             try:
-                safety.resume_stalled()
+                safety.resume_stalled(look_up_unknown=look_up)
             except Exception:
                 log.exception("the safety net failed; trying again in %s s", SAFETY_NET_SECONDS)
 
