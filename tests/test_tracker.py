@@ -246,3 +246,26 @@ def test_a_tracker_process_round_via_the_command(make_clip, sandbox_apimart):
     make_clip(sandbox_apimart)
     call_command("tracker", "--once")
     assert Clip.objects.get().status == ClipStatus.RUNNING
+
+
+def test_the_clip_page_says_when_no_tracker_is_running(client, user, make_clip, sandbox_apimart):
+    from videos.models import WorkerHeartbeat
+
+    clip = make_clip(sandbox_apimart)
+    client.force_login(user)
+    assert "The tracker is not running" in client.get(f"/clips/{clip.pk}/").content.decode()
+    WorkerHeartbeat.beat(name="tracker@test:1", kind="tracker")
+    assert "The tracker is not running" not in client.get(f"/clips/{clip.pk}/").content.decode()
+
+
+def test_the_clip_page_says_when_saving_waits_for_a_worker(
+    client, user, make_clip, sandbox_apimart
+):
+    clip = make_clip(
+        sandbox_apimart,
+        status=ClipStatus.MIRRORING,
+        provider_done_at=timezone.now() - timedelta(minutes=10),
+    )
+    client.force_login(user)
+    page = client.get(f"/clips/{clip.pk}/").content.decode()
+    assert "the queue worker may not be running" in page

@@ -361,6 +361,12 @@ class Clip(models.Model):
         return (end - self.submitted_at).total_seconds()
 
     @property
+    def saving_is_slow(self) -> bool:
+        """Mirroring for longer than a worker ever takes to start: probably no worker runs."""
+        done = self.provider_done_at
+        return done is not None and timezone.now() - done > timedelta(minutes=3)
+
+    @property
     def requested_duration(self) -> int | None:
         value = self.params.get("duration")
         return int(value) if value is not None else None

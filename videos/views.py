@@ -305,7 +305,9 @@ def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "frames": frames.ordered(clip.frames.all()) if not request.htmx else (),
             "transport_label": TRANSPORT_LABELS.get(clip.params.get("frame_transport", "")),
             "slots_ahead": pipeline.submit.slots_ahead(clip),
-            "tracker_down": clip.status == "queued" and not WorkerHeartbeat.alive("tracker"),
+            "tracker_down": clip.status in {"queued", "running"}
+            and not WorkerHeartbeat.alive("tracker"),
+            "saving_slow": clip.status == "mirroring" and clip.saving_is_slow,
             "can_look_up": clip.status == "unknown" and reconcile.can_look_up(clip),
         },
     )
