@@ -239,6 +239,18 @@ def test_the_checked_address_is_dialled_with_the_links_own_host_name(listener, f
     assert listener.hits[0]["host"] == f"storage.internal:{listener.port}"
 
 
+def test_proxies_from_the_environment_are_not_used(listener, fake_dns, monkeypatch):
+    # Through a proxy the guard would vet the proxy's address and the proxy would fetch
+    # the link: the client dials the link's own (checked) address instead.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{listener.port}")
+    fake_dns["direct.example.com"] = ["127.0.0.2"]  # nothing listens there
+    with pytest.raises(httpx.ConnectError):
+        fetch("http://direct.example.com/x.png", allow_private=True)
+    assert listener.hits == []
+
+
 def test_a_name_that_does_not_resolve_is_unknown_not_private(fake_dns):
     fake_dns["nowhere.example.com"] = []
     with pytest.raises(netguard.UnknownHost) as unknown:

@@ -208,7 +208,9 @@ class _GuardedTransport(httpx.HTTPTransport):
         # httpx 0.28 takes no network backend for its default transport (encode/httpx#3749
         # is still open), so the pool it built is swapped for one that differs only there.
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            # SSL_CERT_FILE / SSL_CERT_DIR still count, as for every other client here;
+            # only proxies from the environment are ignored (see client()).
+            ssl_context=httpx.create_ssl_context(),
             max_connections=10,
             max_keepalive_connections=5,
             keepalive_expiry=5.0,
