@@ -15,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from tests.chain_helpers import finish, generate, stored_clip
-from videos import chains, export, media
+from videos import chains, export, media, storage_upload
 from videos.models import ChainExport, ClipKind, ExportStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -273,3 +273,110 @@ def test_an_export_that_lost_its_worker_can_be_made_again(
         root=root, created_by=user, segments=[root.pk], status=ExportStatus.RUNNING
     )
     assert fresh.claim() is False
+
+
+def _reencoded_chain(project, user, account, *, seconds: float) -> list:
+    """A root and a continuation of another shape: stitching must encode every frame."""
+    root = stored_clip(project=project, user=user, account=account, seconds=seconds)
+    other = stored_clip(
+        project=project,
+        user=user,
+        account=account,
+        seconds=seconds,
+        parent=root,
+        kind=ClipKind.CONTINUE,
+        size=(270, 480),
+    )
+    return [root, other]
+
+
+def test_the_export_shows_its_progress_while_fetching_stitching_and_uploading(
+    client, user, project, live_server, sandbox_account, drain_queue, monkeypatch
+):
+    root, _ = _reencoded_chain(project, user, sandbox_account("kling"), seconds=4)
+    seen: list[int] = []
+    record = ChainExport.record_progress
+
+    def remember(self, progress: int) -> None:
+        seen.append(progress)
+        record(self, progress)
+
+    monkeypatch.setattr(ChainExport, "record_progress", remember)
+    client.force_login(user)
+    made = run_export(client, drain_queue, root)
+
+    assert made.status == ExportStatus.READY, made.error_message
+    assert seen == sorted(seen)
+    assert [p for p in seen if p <= 10] and [p for p in seen if 10 < p < 90]
+    assert seen[-1] == 99 and made.progress == 100
+
+
+def test_an_export_that_cannot_finish_before_the_queue_timeout_fails_with_a_reason(
+    user, project, live_server, sandbox_account, settings, tmp_path
+):
+    # With 30 s allowed, less the minute kept for the upload, no stitching can fit.
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 30}
+    root, other = _reencoded_chain(project, user, sandbox_account("kling"), seconds=4)
+    made = ChainExport.objects.create(root=root, created_by=user, segments=[root.pk, other.pk])
+
+    export.run_export(export_id=made.pk)
+    made.refresh_from_db()
+
+    assert made.status == ExportStatus.FAILED
+    assert made.error_message.startswith("Stitching this chain would take about 1 minute,")
+    assert "more than an export may run (0.5 minutes)" in made.error_message
+    media_root = tmp_path / "media"
+    assert not (media_root / "exports").exists()
+    assert not any((media_root / "incoming").glob("*"))
+
+
+def test_a_three_minute_chain_is_re_encoded_into_one_export(
+    client, user, project, live_server, sandbox_account, drain_queue
+):
+    account = sandbox_account("kling")
+    root, other = _reencoded_chain(project, user, account, seconds=60)
+    stored_clip(
+        project=project,
+        user=user,
+        account=account,
+        seconds=60,
+        parent=other,
+        kind=ClipKind.CONTINUE,
+    )
+    client.force_login(user)
+    response = client.post(f"/clips/{root.pk}/export/")
+    assert response.status_code == 302
+    made = ChainExport.objects.get(root=root)
+    drain_queue(until=export_ready(made.pk), timeout=300)
+    made.refresh_from_db()
+
+    assert made.status == ExportStatus.READY, made.error_message
+    assert made.stream_copied is False
+    assert probe_stored(made.file_key).duration == pytest.approx(180, abs=0.05)
+
+
+@pytest.mark.s3
+def test_an_export_on_s3_is_streamed_up_under_its_hash_and_leaves_nothing_behind(
+    client, user, project, live_server, sandbox_account, drain_queue, s3_storage, s3_server
+):
+    import boto3
+
+    root, _ = _reencoded_chain(project, user, sandbox_account("kling"), seconds=4)
+    client.force_login(user)
+    made = run_export(client, drain_queue, root)
+
+    assert made.status == ExportStatus.READY, made.error_message
+    assert made.file_key == f"exports/{project.pk}/{made.pk}-{made.sha256[:12]}.mp4"
+    with storage_upload.open_ranged(default_storage, made.file_key) as stored:
+        data = stored.read()
+    assert hashlib.sha256(data).hexdigest() == made.sha256 and len(data) == made.file_size
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name=s3_server.region,
+    )
+    assert s3.list_multipart_uploads(Bucket=s3_storage).get("Uploads", []) == []
+    keys = [entry["Key"] for entry in s3.list_objects_v2(Bucket=s3_storage)["Contents"]]
+    assert made.file_key in keys and not [key for key in keys if key.startswith("incoming/")]

@@ -9,20 +9,21 @@ when any segment has sound).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil
 
 import av
-from django.core.files import File
-from django.core.files.storage import default_storage
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, default_storage
 
-from videos import media
+from videos import media, storage_upload
 from videos.models import ChainExport, Clip
 
 log = logging.getLogger(__name__)
@@ -324,28 +325,93 @@ def _encode_audio(source, piece, samples, written, output, audio_out) -> int:
 
 # --- the export task's work --------------------------------------------------------------------
 
+# Left for the probe, the upload and the bookkeeping once stitching is done.
+FINISHING_SECONDS = 60.0
 
-def _fetch(key: str, into: str) -> None:
-    with default_storage.open(key, "rb") as stored, open(into, "wb") as local:
-        while chunk := stored.read(CHUNK):
-            local.write(chunk)
+
+class TooLong(Exception):
+    pass
+
+
+def _task_seconds() -> float:
+    """How long an export task may run: the queue kills it at its timeout."""
+    return float(settings.Q_CLUSTER.get("timeout") or 600)
+
+
+def _local_copy(clip: Clip, folder: str, number: int) -> str:
+    """A local file PyAV can read several times: the stored file itself on disk storage."""
+    if isinstance(default_storage, FileSystemStorage):
+        path = default_storage.path(clip.file_key)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"The video of clip {clip.pk} is missing from storage.")
+        return path
+    path = os.path.join(folder, f"{number:03d}.mp4")
+    with open(path, "wb") as local:
+        storage_upload.download(default_storage, clip.file_key, local)
+    return path
+
+
+class _Bar:
+    """The export's progress: fetching 0-10 %, stitching 10-90 %, uploading 90-99 %.
+
+    While stitching it also projects when the work will end, and stops it (TooLong) once
+    that falls past the queue's timeout (less a minute for the upload), so the export fails
+    with a reason instead of being killed mid-way and left "Stitching".
+    """
+
+    def __init__(self, export: ChainExport) -> None:
+        self.export = export
+        self.shown = -1
+        self.ends_at = time.monotonic() + _task_seconds()
+        self.stitch_started = 0.0
+
+    def show(self, percent: float) -> None:
+        if int(percent) != self.shown:
+            self.shown = int(percent)
+            self.export.record_progress(self.shown)
+
+    def stitching(self, fraction: float) -> None:
+        now = time.monotonic()
+        if fraction >= 0.1:
+            projected = now + (now - self.stitch_started) * (1 - fraction) / fraction
+            if projected + FINISHING_SECONDS > self.ends_at:
+                minutes = ceil((now - self.stitch_started) / fraction / 60)
+                raise TooLong(
+                    f"Stitching this chain would take about {minutes} "
+                    f"minute{'s' if minutes != 1 else ''}, more "
+                    f"than an export may run ({_task_seconds() / 60:g} minutes). Ask an admin "
+                    "to give exports more time (the queue's timeout)."
+                )
+        self.show(10 + 80 * fraction)
+
+
+def _upload(export: ChainExport, path: str, bar: _Bar) -> tuple[str, int, str]:
+    """The stitched file into storage through the same streamed upload as a clip's video."""
+    size = os.path.getsize(path)
+    with (
+        storage_upload.receive(
+            default_storage, tag=f"export-{export.pk}", max_bytes=max(size, 1)
+        ) as incoming,
+        open(path, "rb") as stitched,
+    ):
+        while chunk := stitched.read(CHUNK):
+            incoming.write(chunk)
+            bar.show(90 + 9 * incoming.size / max(size, 1))
+        incoming.finish()
+        key = incoming.keep(
+            f"exports/{export.root.project_id}/{export.pk}-{incoming.sha256[:12]}.mp4"
+        )
+        return key, incoming.size, incoming.sha256
 
 
 def run_export(*, export_id: int) -> None:
     export = ChainExport.objects.select_related("root").get(pk=export_id)
     if not export.claim():
         return
+    # What an export killed mid-upload left behind (it may be this one, taken over).
+    storage_upload.sweep(default_storage, tag=f"export-{export.pk}")
     clips = {clip.pk: clip for clip in Clip.objects.filter(pk__in=export.segments)}
-    shown = -1
-
-    def progress(fraction: float) -> None:
-        nonlocal shown
-        # Downloading is the first tenth of the bar, stitching the rest.
-        percent = int(10 + 89 * fraction)
-        if percent != shown:
-            shown = percent
-            export.record_progress(percent)
-
+    bar = _Bar(export)
     try:
         with tempfile.TemporaryDirectory(prefix="export-") as folder:
             pieces = []
@@ -356,31 +422,31 @@ def run_export(*, export_id: int) -> None:
                         f"Clip {clip_id} of this chain no longer has a video. Export again."
                     )
                     return
-                path = os.path.join(folder, f"{number:03d}.mp4")
-                _fetch(clip.file_key, path)
                 start, end = clip.timeline_range()
-                pieces.append(Piece(path=path, start=start, end=end))
-                export.record_progress(int(10 * (number + 1) / len(export.segments)))
+                pieces.append(Piece(path=_local_copy(clip, folder, number), start=start, end=end))
+                bar.show(10 * (number + 1) / len(export.segments))
             out = os.path.join(folder, "chain.mp4")
-            result = stitch(pieces, out, progress=progress)
+            bar.stitch_started = time.monotonic()
+            result = stitch(pieces, out, progress=bar.stitching)
             info = media.probe(out)
-            digest = hashlib.sha256()
-            with open(out, "rb") as stitched:
-                while chunk := stitched.read(CHUNK):
-                    digest.update(chunk)
-            sha256 = digest.hexdigest()
-            with open(out, "rb") as stitched:
-                key = default_storage.save(
-                    f"exports/{export.root.project_id}/{export.pk}-{sha256[:12]}.mp4",
-                    File(stitched),
-                )
+            key, size, sha256 = _upload(export, out, bar)
             export.mark_ready(
                 file_key=key,
-                file_size=os.path.getsize(out),
+                file_size=size,
                 sha256=sha256,
                 duration_seconds=info.duration,
                 stream_copied=result.stream_copied,
             )
-    except (av.FFmpegError, media.NotAVideo, OSError, ValueError) as exc:
+    except TooLong as exc:
+        log.warning("export %s stopped: %s", export.pk, exc)
+        export.mark_failed(str(exc))
+    except (
+        av.FFmpegError,
+        media.NotAVideo,
+        OSError,
+        ValueError,
+        BotoCoreError,
+        ClientError,
+    ) as exc:
         log.exception("export %s failed", export.pk)
         export.mark_failed(f"The chain could not be stitched: {exc}")
