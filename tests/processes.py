@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from django.conf import settings
@@ -54,6 +54,22 @@ def manage(*args: str, log: Path, **env: str):
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+        kill_everything_using(settings.DATA_DIR)
+
+
+def kill_everything_using(data_dir) -> None:
+    """SIGKILL every process this test started (they all carry its DATA_DIR), children too."""
+    marker = f"DATA_DIR={data_dir}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            with suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def wait_for(condition, *, timeout: float, what: str, log: Path | None = None) -> None:

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,6 +27,13 @@ def children(pid: int, pattern: str) -> list[int]:
     return [int(line) for line in found.stdout.split()]
 
 
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
 def test_the_web_keeps_serving_when_the_worker_and_tracker_die(tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
@@ -44,6 +52,8 @@ def test_the_web_keeps_serving_when_the_worker_and_tracker_die(tmp_path):
             log=log,
         )
         worker, tracker = children(serve.pid, "qcluster")[0], children(serve.pid, "tracker")[0]
+        wait_for(lambda: children(worker, "qcluster"), timeout=30, what="the worker's sentinel")
+        sentinel = children(worker, "qcluster")[0]
         for pid in (worker, tracker):
             subprocess.run(["kill", "-9", str(pid)], check=True)
 
@@ -60,6 +70,8 @@ def test_the_web_keeps_serving_when_the_worker_and_tracker_die(tmp_path):
         )
         assert _answers(login)
         assert "starting it again" in log.read_text()
+        # What the killed worker had forked went with it: one set of workers, not two.
+        wait_for(lambda: not alive(sentinel), timeout=10, what="the old sentinel to stop")
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=30)
     assert "Stopped the web server, the worker and the tracker." in log.read_text()

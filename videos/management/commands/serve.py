@@ -4,6 +4,7 @@ A worker or tracker that dies is started again (with a growing pause), and the w
 keeps serving meanwhile: the pages say when clips are waiting for a process.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -25,11 +26,19 @@ class Child:
         self.started_at = 0.0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv)
+        # Its own process group: django-q2's worker forks a sentinel and workers, which
+        # must go with it when it dies, or they would keep running beside its replacement.
+        self.process = subprocess.Popen(self.argv, start_new_session=True)
         self.started_at = time.monotonic()
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
 
 
 class Command(BaseCommand):
@@ -71,6 +80,7 @@ class Command(BaseCommand):
                         break
                     now = time.monotonic()
                     if child.restart_at == 0.0:
+                        child.signal_group(signal.SIGKILL)  # whatever it left behind
                         code = child.process.returncode if child.process else None
                         self.stderr.write(
                             f"The {child.name} stopped (exit {code}); starting it again in "
@@ -85,14 +95,12 @@ class Command(BaseCommand):
             pass
         finally:
             for child in children:
-                if child.running():
-                    child.process.send_signal(signal.SIGTERM)
+                child.signal_group(signal.SIGTERM)
             deadline = time.monotonic() + 15
             for child in children:
                 if child.process is None:
                     continue
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
+                child.signal_group(signal.SIGKILL)
         self.stdout.write("Stopped the web server, the worker and the tracker.")
