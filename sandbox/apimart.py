@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from sandbox import faults
+from sandbox import faults, inputs
 from sandbox.common import bearer_key, json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
@@ -178,6 +178,13 @@ def generations(request: HttpRequest) -> HttpResponse:
         run_seconds=settings.SANDBOX_TASK_SECONDS,
         fault=fault if fault in TASK_FAULTS else "",
     )
+    inputs.keep(
+        task,
+        request=request,
+        first=body.get("first_frame_image"),
+        last=body.get("last_frame_image"),
+        texts=(body["prompt"],),
+    )
     return _submitted(task)
 
 
@@ -256,6 +263,7 @@ def remix(request: HttpRequest, task_id: str) -> HttpResponse:
         run_seconds=settings.SANDBOX_TASK_SECONDS,
         fault=fault if fault in TASK_FAULTS else "",
     )
+    inputs.keep(task, request=request, texts=(body["prompt"],))
     return _submitted(task)
 
 

@@ -24,7 +24,7 @@ from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from sandbox import callbacks, faults
+from sandbox import callbacks, faults, inputs
 from sandbox.common import bearer_key, json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
@@ -209,6 +209,16 @@ def generate(request: HttpRequest) -> HttpResponse:
         height=height,
         fault=fault if fault in faults.TASK_FAULTS else "",
     )
+    images = body.get("imageUrls", [])
+    # Only FIRST_AND_LAST_FRAMES_2_VIDEO starts from its images; references only guide.
+    framed = (body.get("generationType") or "FIRST_AND_LAST_FRAMES_2_VIDEO") != "REFERENCE_2_VIDEO"
+    inputs.keep(
+        task,
+        request=request,
+        first=images[0] if framed and images else None,
+        last=images[1] if framed and len(images) > 1 else None,
+        texts=(body["prompt"],),
+    )
     if fault == "timeout":
         time.sleep(settings.SANDBOX_TIMEOUT_SECONDS)
     return answer(200, "success", {"taskId": task.task_id})
@@ -261,6 +271,7 @@ def extend(request: HttpRequest) -> HttpResponse:
         start_at=root.start_at,
         fault=fault if fault in faults.TASK_FAULTS else "",
     )
+    inputs.keep(task, request=request, texts=(body["prompt"],))
     if fault == "timeout":
         time.sleep(settings.SANDBOX_TIMEOUT_SECONDS)
     return answer(200, "success", {"taskId": task.task_id})

@@ -44,7 +44,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image, UnidentifiedImageError
 
-from sandbox import callbacks, faults
+from sandbox import callbacks, faults, inputs
 from sandbox.common import json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
@@ -229,7 +229,8 @@ def _check_image(value: Any, field: str) -> tuple[str | None, tuple[int, int] | 
     if not isinstance(value, str) or not value.strip():
         return f"{field} must be a URL or a Base64 string", None
     if value.startswith(("http://", "https://")):
-        # The twin does not fetch image URLs; Kling would, and fail the task if it cannot.
+        # Kling fetches the link and fails the task if it cannot; the twin fetches only
+        # links to this studio itself (sandbox/inputs.py), when it renders.
         return None, None
     if value.startswith("data:"):
         return f"{field} must be Base64 without a data: prefix", None
@@ -416,6 +417,13 @@ def _create(request: HttpRequest, family: str, account: str) -> HttpResponse:
     if isinstance(made, HttpResponse):
         return made
     task = made
+    inputs.keep(
+        task,
+        request=request,
+        first=body.get("image") if family == "image2video" else None,
+        last=body.get("image_tail") if family == "image2video" else None,
+        texts=(body.get("prompt"),),
+    )
     if fault in TASK_FAULTS:
         task.fault = fault
         task.save(update_fields=["fault"])

@@ -25,7 +25,7 @@ from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from sandbox import faults
+from sandbox import faults, inputs
 from sandbox.common import bearer_key
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
@@ -164,6 +164,7 @@ def videos(request: HttpRequest) -> HttpResponse:
     if isinstance(received, str):
         return error(400, received)
     task = _create(received, key=key, fault=fault)
+    _keep_frames(request, task)
     return JsonResponse(
         {
             "id": task.task_id,
@@ -221,6 +222,27 @@ def _create(received: dict[str, Any], *, key: str, fault: str) -> SandboxTask:
         fault=fault if fault in faults.TASK_FAULTS | {"policy"} else "",
         **shared,
     )
+
+
+def _keep_frames(request: HttpRequest, task: SandboxTask) -> None:
+    """First/last-frame models start the 8 s from the first image (ending on the second when
+    given); the extension carries on from where the 8 s ended."""
+    prompts = (request.POST.get("prompt"), request.POST.get("prompt_extend"))
+    first = last = None
+    if "-fl-" in task.model:
+        images = [
+            inputs.read_image(value, request=request)
+            for value in [*request.FILES.getlist(FIELD), *request.POST.getlist(FIELD)]
+        ]
+        first = images[0] if images else None
+        last = images[1] if len(images) > 1 else None
+    ids = task.request["ids"]
+    parts = SandboxTask.objects.filter(task_id__in=[ids["remix_id"], ids["remix_id_extend"]])
+    for part in parts:
+        if part.task_id == ids["remix_id"]:
+            inputs.keep(part, request=request, first=first, last=last, texts=prompts)
+        else:
+            inputs.keep(part, request=request, first=last or first, texts=prompts)
 
 
 def _url(request: HttpRequest, name: str, key: str) -> str:

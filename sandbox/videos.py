@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.http import FileResponse, HttpRequest
 
+from sandbox import inputs
 from sandbox.models import SandboxTask
 from sandbox.render import render_mp4
 
@@ -18,6 +19,7 @@ def video_path(task: SandboxTask) -> Path:
 def ensure_video(task: SandboxTask, *, label: str) -> Path:
     path = video_path(task)
     if not path.exists():
+        given = inputs.for_task(task)
         render_mp4(
             path,
             seconds=task.seconds,
@@ -27,6 +29,9 @@ def ensure_video(task: SandboxTask, *, label: str) -> Path:
             caption=task.prompt,
             label=label,
             start_at=task.start_at,
+            first_frame=given.first_frame,
+            last_frame=given.last_frame,
+            effects=given.effects,
         )
     return path
 
