@@ -1,7 +1,7 @@
 """django-q2 entry points: thin functions that take a clip id and make one pipeline call."""
 
 from videos import export as stitching
-from videos import pipeline
+from videos import pipeline, seams
 
 
 # Provider calls are the tracker's (manage.py tracker), not the queue's. These two remain
@@ -28,3 +28,7 @@ def resume_stalled() -> dict[str, int]:
 
 def export(export_id: int) -> None:
     stitching.run_export(export_id=export_id)
+
+
+def score_seams(clip_id: int) -> None:
+    seams.score_clip(clip_id=clip_id)
