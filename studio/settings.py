@@ -117,6 +117,8 @@ if SANDBOX_ENABLED:
     INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
+    # /healthz and /readyz, answered before host checks and the HTTPS redirect.
+    "videos.health.probe_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -345,7 +347,8 @@ if not DEBUG:
         # for whoever owns the domain (hstspreload.org), not a default: opt in with
         # SECURE_HSTS_PRELOAD=1.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-# Load balancers probe over plain HTTP from inside the network.
+# Load balancers probe over plain HTTP from inside the network (videos.health answers
+# them before this redirect; the exemption keeps them working if it moves).
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 # Content Security Policy (django-csp): scripts and styles come only from this site's static

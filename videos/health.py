@@ -4,17 +4,22 @@
 process killed. /readyz checks what a request needs: the database, the queue's broker
 (Redis or the ORM broker, as settings say) and file storage; each check has a timeout of
 about two seconds, and a 503 names each part that is down and why.
+
+``probe_middleware`` answers both first, before host checks and the HTTPS redirect: probes
+come over plain HTTP to the machine's own address (a Kubernetes probe's Host is the pod's
+IP), and they use no session, cookie or host name.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connections
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -137,3 +142,16 @@ def readyz(request: HttpRequest) -> JsonResponse:
             status=503,
         )
     return JsonResponse({"status": "ok", "checks": checks})
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+
+def probe_middleware(get_response: Callable[[HttpRequest], HttpResponse]):
+    def middleware(request: HttpRequest) -> HttpResponse:
+        probe = PROBES.get(request.path_info)
+        if probe is not None:
+            return probe(request)
+        return get_response(request)
+
+    return middleware

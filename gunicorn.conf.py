@@ -1,0 +1,75 @@
+"""Gunicorn for the studio's web process: ``bin/serve`` runs
+``gunicorn -c gunicorn.conf.py studio.wsgi``.
+
+Each value can be changed from the environment (below) or with gunicorn's own
+GUNICORN_CMD_ARGS. Run ``manage.py migrate`` and ``manage.py collectstatic`` first: without
+collectstatic's manifest the server refuses to start, rather than serve unstyled pages.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a whole number.") from None
+
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# A process per core (Python runs one thread at a time per process); threads in each overlap
+# the waits on the database, Redis and S3. WEB_CONCURRENCY is the name platforms set.
+workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
+worker_class = "gthread"
+threads = _int("WEB_THREADS", 4)
+# Pages answer in milliseconds and uploads are capped at 16 MB: a request still running after
+# 30 s is stuck, and its worker is replaced.
+timeout = _int("WEB_TIMEOUT", 30)
+# On SIGTERM (a deploy, a scale-down) requests in flight get this long to finish.
+graceful_timeout = _int("WEB_GRACEFUL_TIMEOUT", 30)
+# Longer than nothing, shorter than load balancers' idle timeout (AWS ALB: 60 s), so the
+# balancer never sends on a connection gunicorn just closed.
+keepalive = _int("WEB_KEEPALIVE", 5)
+# Workers are replaced after this many requests (jittered so they do not all restart at
+# once), which bounds any slow growth of memory.
+max_requests = _int("WEB_MAX_REQUESTS", 5000)
+max_requests_jitter = max_requests // 10
+# Heartbeat files on a RAM disk: a slow disk must not make a busy worker look dead.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# The proxy in front sets X-Forwarded-Proto; trust it from these addresses only.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Who, what, status, bytes, milliseconds, and the request id a proxy may set.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%({x-request-id}i)s" "%(a)s"'
+
+
+def static_manifest_problem() -> str | None:
+    """Why the static files cannot be served, or None (production only)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    from django.conf import settings
+
+    if settings.DEBUG:
+        return None
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if not manifest.exists():
+        return (
+            f"{manifest} does not exist: run `python manage.py collectstatic --noinput` "
+            "before starting the web server (see README, Deploying)."
+        )
+    return None
+
+
+def on_starting(server) -> None:
+    problem = static_manifest_problem()
+    if problem:
+        raise RuntimeError(problem)
