@@ -33,6 +33,8 @@ from videos.models import (
     ModelPrice,
     Project,
     ProviderAccount,
+    ReviewLink,
+    TakeGroup,
     WorkerHeartbeat,
 )
 
@@ -454,6 +456,23 @@ class ChainExportAdmin(admin.ModelAdmin):
     list_filter = ["status", "stream_copied"]
     search_fields = ["root__prompt", "created_by__username"]
     raw_id_fields = ["root"]
+
+
+@admin.register(TakeGroup)
+class TakeGroupAdmin(admin.ModelAdmin):
+    list_display = ["pk", "project", "pick", "created_by", "created_at"]
+    raw_id_fields = ["pick"]
+    list_select_related = ["project", "created_by"]
+
+
+@admin.register(ReviewLink)
+class ReviewLinkAdmin(admin.ModelAdmin):
+    """Review links for guests; the token and passcode are stored hashed and never shown."""
+
+    list_display = ["label", "project", "clip", "scope", "expires_at", "revoked_at"]
+    list_filter = ["scope"]
+    raw_id_fields = ["clip"]
+    exclude = ["token_hash", "passcode_hash"]
 
 
 @admin.register(WorkerHeartbeat)

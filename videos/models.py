@@ -221,6 +221,8 @@ class ClipKind(models.TextChoices):
     GENERATE = "generate", "Generation"
     EXTEND = "extend", "Extension"
     CONTINUE = "continue", "Continuation from the last frame"
+    # kie's get-1080p-video of a finished 720p clip: its own file, beside its parent's.
+    UPSCALE = "upscale", "1080p version"
 
 
 class ClipQuerySet(models.QuerySet["Clip"]):
@@ -253,6 +255,13 @@ class Clip(models.Model):
     # providers that return only the new part; the source's length when the provider
     # returns the whole extended video (the timeline then skips the repeated part).
     new_from_seconds = models.FloatField(default=0)
+    # Several takes asked for in one request (Takes: 1-4) belong to one group.
+    take_group = models.ForeignKey(
+        "TakeGroup", on_delete=models.SET_NULL, null=True, blank=True, related_name="takes"
+    )
+    # In and out points within this clip's new footage (seconds); None plays it all.
+    trim_in = models.FloatField(null=True, blank=True)
+    trim_out = models.FloatField(null=True, blank=True)
     # "Retry" makes a new clip on the creator's click; it remembers the one it retries.
     retry_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
@@ -613,6 +622,22 @@ class Clip(models.Model):
         self.is_main_line = True
 
 
+class TakeGroup(models.Model):
+    """The takes of one request, compared side by side; the team stars one as the pick."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="take_groups")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    pick = models.ForeignKey(
+        "Clip", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Takes {self.pk}"
+
+
 class FrameRole(models.TextChoices):
     FIRST = "first", "First frame"
     LAST = "last", "Last frame"
@@ -738,6 +763,11 @@ class Comment(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+    # A guest who came through a review link (then author is empty).
+    review_link = models.ForeignKey(
+        "ReviewLink", on_delete=models.SET_NULL, null=True, blank=True, related_name="comments"
+    )
+    guest_name = models.CharField(max_length=80, blank=True)
     body = models.TextField(max_length=4000)
     timecode = models.FloatField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -782,13 +812,45 @@ class Decision(models.Model):
 
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="decisions")
     scope = models.CharField(max_length=8, choices=CommentScope.choices, default=CommentScope.CLIP)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # A member, or a guest who came through a review link (then user is empty).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    review_link = models.ForeignKey(
+        "ReviewLink", on_delete=models.SET_NULL, null=True, blank=True, related_name="decisions"
+    )
+    guest_name = models.CharField(max_length=80, blank=True)
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
     note = models.TextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"{self.get_verdict_display()} by {self.user}"
+
+
+class ReviewLink(models.Model):
+    """A link that lets someone without an account review one chain or clip, until it ends."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_links")
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="review_links")
+    scope = models.CharField(max_length=8, choices=CommentScope.choices, default=CommentScope.CHAIN)
+    # Stored hashed (like a password): the link itself carries the secret.
+    token_hash = models.CharField(max_length=128, unique=True)
+    passcode_hash = models.CharField(max_length=128, blank=True)
+    label = models.CharField(max_length=120, blank=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.label or f"Review link {self.pk}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()
 
 
 class Activity(models.Model):
