@@ -248,6 +248,9 @@ TRACK_DEADLINE_SECONDS = env_int("TRACK_DEADLINE_SECONDS", 3 * 3600, minimum=60)
 PUBLIC_URL = env_str("PUBLIC_URL").rstrip("/")
 PROVIDER_TIMEOUT_SECONDS = env_float("PROVIDER_TIMEOUT_SECONDS", 30.0)
 DOWNLOAD_TIMEOUT_SECONDS = env_float("DOWNLOAD_TIMEOUT_SECONDS", 120.0)
+# Server-side fetches (provider videos, pasted frame links) never reach private, loopback or
+# link-local addresses (videos/netguard.py), except on these hosts (an internal gateway).
+FETCH_ALLOWED_HOSTS = env_list("FETCH_ALLOWED_HOSTS", [])
 
 # Credentials are encrypted with Fernet. FERNET_KEYS is a comma-separated list, newest
 # first, so keys can be rotated: the first encrypts, all of them decrypt.
