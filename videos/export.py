@@ -409,7 +409,7 @@ def run_export(*, export_id: int) -> None:
     if not export.claim():
         return
     # What an export killed mid-upload left behind (it may be this one, taken over).
-    storage_upload.sweep(default_storage, tag=f"export-{export.pk}")
+    storage_upload.sweep(default_storage, tag=f"export-{export.pk}", older_than=_task_seconds())
     clips = {clip.pk: clip for clip in Clip.objects.filter(pk__in=export.segments)}
     bar = _Bar(export)
     try:

@@ -24,6 +24,7 @@ import io
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -127,12 +128,14 @@ def receive(storage: Storage, *, tag: str, max_bytes: int) -> Incoming:
     raise NotImplementedError(f"Streaming into {type(storage).__name__} is not supported.")
 
 
-def sweep(storage: Storage, *, tag: str) -> int:
-    """Remove what an interrupted ``receive(tag=...)`` left behind (a killed worker).
+def sweep(storage: Storage, *, tag: str, older_than: float) -> int:
+    """Remove what an interrupted ``receive(tag=...)`` left (a worker killed mid-upload).
 
-    Call it only while no other run can be receiving under the same tag.
+    Only what was started more than ``older_than`` seconds ago: a run still alive (no
+    longer than the queue's timeout) keeps its upload.
     """
     prefix = f"{INCOMING}/{tag}-"
+    cutoff = time.time() - older_than
     removed = 0
     if isinstance(storage, S3Storage):
         client, bucket = storage.connection.meta.client, storage.bucket_name
@@ -141,21 +144,23 @@ def sweep(storage: Storage, *, tag: str) -> int:
             Bucket=bucket, Prefix=key_prefix
         ):
             for upload in page.get("Uploads", ()):
-                client.abort_multipart_upload(
-                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
-                removed += 1
+                if upload["Initiated"].timestamp() <= cutoff:
+                    client.abort_multipart_upload(
+                        Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    removed += 1
         for page in client.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=key_prefix
         ):
             for entry in page.get("Contents", ()):
-                client.delete_object(Bucket=bucket, Key=entry["Key"])
-                removed += 1
+                if entry["LastModified"].timestamp() <= cutoff:
+                    client.delete_object(Bucket=bucket, Key=entry["Key"])
+                    removed += 1
     elif isinstance(storage, FileSystemStorage):
         folder = storage.path(INCOMING)
         if os.path.isdir(folder):
             for entry in os.scandir(folder):
-                if entry.name.startswith(f"{tag}-"):
+                if entry.name.startswith(f"{tag}-") and entry.stat().st_mtime <= cutoff:
                     os.unlink(entry.path)
                     removed += 1
     return removed

@@ -80,7 +80,12 @@ def _http_client(clip: Clip) -> httpx.Client:
 
 def _task_seconds() -> float:
     """How long this task may work: the queue kills it at its timeout."""
-    return float(settings.Q_CLUSTER.get("timeout") or 600) - FINISHING_SECONDS
+    return _leftover_age() - FINISHING_SECONDS
+
+
+def _leftover_age() -> float:
+    # No run lives past the queue's timeout: an upload older than that was left by a dead one.
+    return float(settings.Q_CLUSTER.get("timeout") or 600)
 
 
 def _phase(clip: Clip, attempt: int, done: str = "") -> str:
@@ -228,7 +233,7 @@ def mirror_clip(*, clip_id: int) -> None:
         clip.mark_failed(code="bad_link", message="The provider gave no link to the video.")
         return
     # What a run killed mid-upload left (an unfinished multipart upload, a part file).
-    storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}")
+    storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}", older_than=_leftover_age())
     stop_at = time.monotonic() + _task_seconds()
     failure: Transient | None = None
     while True:
