@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from videos import chains
+from videos import chains, options, providers
 from videos.models import Clip, CommentScope, ProviderAccount, ProviderKind, Verdict
 from videos.providers import ModelSpec
 
@@ -41,6 +41,17 @@ class ExtendForm(forms.Form):
             del self.fields["raw"]
         if kind != ProviderKind.KLING:
             del self.fields["negative_prompt"]
+        # The extension endpoint's own documented fields (kie: seeds, watermark; Kling:
+        # cfg_scale), each with the provider's rules.
+        spec = providers.model_spec(kind, source.model)
+        self.extend_options = spec.extend_options if spec else ()
+        options.add_fields(self, self.extend_options, initial=self.initial, redrawn=False)
+
+    def option_fields(self) -> list:
+        return [self[option.name] for option in self.extend_options]
+
+    def option_params(self) -> dict:
+        return options.params_from(self.extend_options, self.cleaned_data, has_frame=False)
 
     def clean(self):
         cleaned = super().clean()
@@ -73,12 +84,22 @@ class ContinueForm(forms.Form):
     duration = forms.TypedChoiceField(label="Duration", coerce=int)
     aspect_ratio = forms.ChoiceField(label="Aspect ratio")
     resolution = forms.ChoiceField(label="Resolution")
+    match_colours = forms.BooleanField(
+        label="Match colours to the chain’s first part",
+        required=False,
+        help_text=(
+            "Moves the still’s colour, brightness and contrast back to the first part’s before "
+            "it is sent, so a drift that built up over the hops does not carry on."
+        ),
+    )
 
     def __init__(
         self, *args, source: Clip, targets: list[tuple[ProviderAccount, ModelSpec]], **kwargs
     ) -> None:
         super().__init__(*args, **kwargs)
         self.source = source
+        if not chains.can_match_colours(source):
+            del self.fields["match_colours"]
         self.targets = {f"{account.pk}:{spec.name}": (account, spec) for account, spec in targets}
         groups: dict[str, list[tuple[str, str]]] = {}
         for value, (account, spec) in self.targets.items():
@@ -117,6 +138,16 @@ class ContinueForm(forms.Form):
             return self.data.get(self.add_prefix(name))
         value = self.initial.get(name)
         return str(value) if value else None
+
+    def wants_matched_colours(self) -> bool:
+        """Whether the hand-off still is to be colour-matched (for the preview, too)."""
+        if "match_colours" not in self.fields:
+            return False
+        if self.is_bound:
+            return self.fields["match_colours"].widget.value_from_datadict(
+                self.data, self.files, self.add_prefix("match_colours")
+            )
+        return bool(self.initial.get("match_colours"))
 
     def clean_target(self) -> str:
         value = self.cleaned_data["target"]

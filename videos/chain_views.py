@@ -17,10 +17,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from videos import chains, files, review
+from videos import chains, files, review, seams
 from videos.chain_forms import CommentForm, ContinueForm, DecisionForm, ExtendForm, ResolveForm
 from videos.ledger import BudgetExceeded
-from videos.models import ChainExport, Clip, Comment, CommentScope, Project
+from videos.models import ChainExport, Clip, ClipKind, Comment, CommentScope, Project
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -83,7 +83,12 @@ def clip_panel(*, user, clip: Clip, overrides: dict | None = None) -> dict:
     siblings = (
         []
         if clip.parent_id is None
-        else list(Clip.objects.filter(parent_id=clip.parent_id).order_by("created_at", "pk"))
+        else list(
+            # A 1080p version is its parent's footage again, not a take.
+            Clip.objects.filter(parent_id=clip.parent_id)
+            .exclude(kind=ClipKind.UPSCALE)
+            .order_by("created_at", "pk")
+        )
     )
     return {
         "line": line,
@@ -136,6 +141,7 @@ def _chain_page(request: HttpRequest, root: Clip, **review_overrides) -> HttpRes
             "root": root,
             "line": line,
             "segments_json": _segments_for_player(line),
+            "quality": seams.line_quality(line, queue_missing=True),
             "can_generate": chains.can_generate(role),
             "export": export,
             "review": review_context(
@@ -152,6 +158,19 @@ def chain(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     root = clip.chain_root()
     if root.pk != clip.pk:
         return redirect("chain", root.pk)
+    if request.htmx and request.htmx.target == "seams":
+        # The seam strip polls while parts are still being measured.
+        line = chains.timeline(root)
+        return render(
+            request,
+            "videos/chain.html#seams",
+            {
+                "root": root,
+                "line": line,
+                "quality": seams.line_quality(line),
+                "can_generate": chains.can_generate(root.project.role_of(request.user)),
+            },
+        )
     return _chain_page(request, root)
 
 
@@ -236,6 +255,7 @@ def clip_extend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 prompt=form.cleaned_data["prompt"],
                 raw=form.cleaned_data.get("raw", False),
                 negative_prompt=form.cleaned_data.get("negative_prompt", ""),
+                options=form.option_params(),
             )
         except (chains.ChainError, BudgetExceeded) as exc:
             form.add_error(None, getattr(exc, "message", str(exc)))
@@ -272,6 +292,7 @@ def clip_continue(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                     model=spec.name,
                     prompt=form.cleaned_data["prompt"],
                     params=form.params(),
+                    match_colours=form.cleaned_data.get("match_colours", False),
                 )
             except (chains.ChainError, BudgetExceeded) as exc:
                 form.add_error(None, getattr(exc, "message", str(exc)))
@@ -286,9 +307,16 @@ def clip_continue(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             **request.GET.dict(),
         }
         form = ContinueForm(initial=initial, source=source, targets=targets)
+    refusal = chains.continue_refusal(source)
     template = "videos/clip_continue.html"
     if request.htmx and request.method == "GET":
-        template += "#continue-fields"
+        template += "#handoff" if request.htmx.target == "handoff" else "#continue-fields"
+    preview, preview_problem = None, None
+    if not refusal and not template.endswith("#continue-fields"):
+        try:
+            preview = chains.handoff_preview(source, match_colours=form.wants_matched_colours())
+        except chains.ChainError as exc:
+            preview_problem = exc.message
     return render(
         request,
         template,
@@ -296,8 +324,10 @@ def clip_continue(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "project": source.project,
             "source": source,
             "form": form,
-            "refusal": chains.continue_refusal(source),
+            "refusal": refusal,
             "has_targets": bool(targets),
+            "preview": preview,
+            "preview_problem": preview_problem,
         },
     )
 

@@ -12,13 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.utils import timezone
 
 from videos import frames as frame_store
-from videos import media, providers, review, services
+from videos import handoff, media, providers, review, seams, services
 from videos.models import (
     ChainExport,
     Clip,
@@ -29,6 +28,7 @@ from videos.models import (
     ProviderKind,
     Role,
 )
+from videos.picture import Look
 from videos.pipeline import enqueue
 from videos.providers import ModelSpec
 
@@ -229,8 +229,10 @@ def continue_clip(
     model: str,
     prompt: str,
     params: dict,
+    match_colours: bool = False,
 ) -> Clip:
-    """A new image-to-video take after ``source``, starting from its last frame."""
+    """A new image-to-video take after ``source``, starting from its hand-off still: the
+    sharpest of its last frames, colour-matched to the chain's first part if asked."""
     refusal = continue_refusal(source)
     if refusal:
         raise ChainError(refusal)
@@ -246,16 +248,14 @@ def continue_clip(
             "address for it to fetch from. An admin can set PUBLIC_URL or use S3 storage."
         )
     # Media work first, outside the transaction: nothing is written if the video is unreadable.
+    hand = handoff_for(
+        source,
+        match_colours=match_colours,
+        min_short_side=frame_store.rules_for(account.kind).min_short_side,
+    )
+    still = hand.still
     try:
-        with default_storage.open(source.file_key, "rb") as video:
-            still = media.last_frame(
-                video, min_short_side=frame_store.rules_for(account.kind).min_short_side
-            )
         frame_store.check_image(still.content, kind=account.kind)
-    except (media.NotAVideo, OSError) as exc:
-        raise ChainError(
-            "The last frame of this clip could not be read, so it cannot be continued."
-        ) from exc
     except frame_store.FrameError as exc:
         raise ChainError(f"The last frame cannot go to {account.label}: {exc}") from exc
     first_frame = frame_store.NewFrame(
@@ -279,7 +279,9 @@ def continue_clip(
             frames=[first_frame],
         )
         clip.kind = ClipKind.CONTINUE
-        clip.save(update_fields=["kind"])
+        # Which frame it starts from, for the chain page's seam strip.
+        clip.quality = {"handoff": hand.as_json()}
+        clip.save(update_fields=["kind", "quality"])
         review.record(
             project=source.project,
             actor=user,
@@ -290,6 +292,58 @@ def continue_clip(
             ),
         )
     return clip
+
+
+def can_match_colours(source: Clip) -> bool:
+    """Matching needs a first part other than the clip itself."""
+    return source.parent_id is not None
+
+
+def _picked(source: Clip, *, match_colours: bool) -> tuple[handoff.Pick, Look | None]:
+    try:
+        picked = handoff.pick(source)
+        reference = (
+            seams.look_of(source.chain_root())
+            if match_colours and can_match_colours(source)
+            else None
+        )
+    except (media.NotAVideo, OSError, ValueError) as exc:
+        raise ChainError(
+            "The last frames of this clip could not be read, so it cannot be continued."
+        ) from exc
+    return picked, reference
+
+
+def handoff_for(
+    source: Clip, *, match_colours: bool = False, min_short_side: int = 0
+) -> handoff.Handoff:
+    """The still a continuation of ``source`` starts from."""
+    picked, reference = _picked(source, match_colours=match_colours)
+    return handoff.prepare(picked, reference=reference, min_short_side=min_short_side)
+
+
+@dataclass(frozen=True)
+class HandoffPreview:
+    handoff: handoff.Handoff
+    sent: str
+    # The still before its colours were matched, to compare (None when not matched).
+    unmatched: str | None
+
+
+def handoff_preview(source: Clip, *, match_colours: bool) -> HandoffPreview:
+    """What the continue page shows of the still that will be sent, as data: URIs."""
+    picked, reference = _picked(source, match_colours=match_colours)
+    plain = handoff.prepare(picked)
+    if reference is None:
+        return HandoffPreview(
+            handoff=plain, sent=handoff.preview_uri(plain.still.content), unmatched=None
+        )
+    matched = handoff.prepare(picked, reference=reference)
+    return HandoffPreview(
+        handoff=matched,
+        sent=handoff.preview_uri(matched.still.content),
+        unmatched=handoff.preview_uri(plain.still.content),
+    )
 
 
 # --- the main line ---------------------------------------------------------------------------
@@ -415,6 +469,8 @@ def choose_main_take(*, take: Clip, user) -> None:
     if not _has_video(take):
         raise ChainError("Only a take with a finished video can continue the main line.")
     take.make_main_take()
+    if not seams.is_scored(take):
+        enqueue("score_seams", take.pk)
     review.record(
         project=take.project,
         actor=user,

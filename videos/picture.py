@@ -55,28 +55,31 @@ def gray(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def sharpness(rgb: np.ndarray) -> float:
-    """Variance of the Laplacian of the luma: high for crisp edges, low for a soft picture."""
-    g = gray(rgb)
+def sharpness(luma: np.ndarray) -> float:
+    """Variance of the Laplacian of a luma plane (height x width): high for crisp edges, low
+    for a soft picture. An RGB frame is turned into luma first."""
+    g = gray(luma) if luma.ndim == 3 else luma.astype(np.float32)
     laplacian = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
     return float(laplacian.var())
 
 
-def reduced(rgb: np.ndarray, factor: int = 4) -> np.ndarray:
-    """The frame averaged over ``factor`` x ``factor`` blocks: fine detail (and so a frame's
-    softness) drops out, leaving colour and the shapes that move."""
-    height, width = rgb.shape[0] // factor * factor, rgb.shape[1] // factor * factor
-    blocks = rgb[:height, :width].reshape(height // factor, factor, width // factor, factor, -1)
-    return blocks.mean(axis=(1, 3)).astype(np.float32)
+@dataclass(frozen=True)
+class Summary:
+    """What the seam measures need of one frame: its sharpness, and a small RGB copy (a
+    quarter of the analysis size each way, area-averaged), in which fine detail, and so
+    focus, drops out, leaving colour and the shapes that move."""
+
+    small: np.ndarray
+    sharpness: float
 
 
-def motion(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute luma difference of two frames (0-255), over 4 x 4 blocks.
+def motion(a: Summary, b: Summary) -> float:
+    """Mean absolute luma difference of two frames (0-255), on their small copies.
 
     Each frame's mean is taken out first: a change of exposure is not movement (brightness
-    has its own measure), and the blocks keep a change of focus from counting as one.
+    has its own measure), and the small copies keep a change of focus from counting as one.
     """
-    ga, gb = gray(reduced(a)), gray(reduced(b))
+    ga, gb = gray(a.small.astype(np.float32)), gray(b.small.astype(np.float32))
     return float(np.abs((ga - ga.mean()) - (gb - gb.mean())).mean())
 
 
@@ -89,10 +92,8 @@ class Look:
     hist: tuple[float, ...]
 
     @classmethod
-    def of(cls, frames: list[np.ndarray]) -> Look:
-        lab = np.concatenate(
-            [to_lab(np.rint(reduced(frame)).astype(np.uint8)).reshape(-1, 3) for frame in frames]
-        )
+    def of(cls, frames: list[Summary]) -> Look:
+        lab = np.concatenate([to_lab(frame.small).reshape(-1, 3) for frame in frames])
         hist, _, _ = np.histogram2d(
             lab[:, 1], lab[:, 2], bins=AB_BINS, range=[[-AB_RANGE, AB_RANGE]] * 2
         )

@@ -15,6 +15,7 @@ and the chain's root, so a take scored once stays right whichever take is on the
 
 from __future__ import annotations
 
+import io
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -22,10 +23,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import av
 import numpy as np
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from videos.models import Clip, ClipStatus
-from videos.picture import Look, compare, motion, sharpness
+from videos.picture import Look, Summary, compare, motion, sharpness
 from videos.pipeline.common import enqueue
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ ANALYSIS_HEIGHT = 360
 # Consecutive frames either side of a seam that tell how much the picture usually moves.
 MOTION_FRAMES = 6
 DRIFT_SAMPLES = 4
+FULL_DECODE_GUARD = 1.0
 
 # When a seam gets words (Lab units; ratios of the part after to the part before).
 COLOUR_SHIFT = 4.0
@@ -56,26 +59,31 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PAD, CHART_NUMBERS = 1000, 140, 14, 22
 # --- reading frames ----------------------------------------------------------------------------
 
 
-def analysis_frame(frame: av.VideoFrame) -> np.ndarray:
+def summarise(frame: av.VideoFrame) -> Summary:
+    """A decoded frame's sharpness (its luma at the analysis size) and small RGB copy, each
+    scaled by the decoder's own area-averaging (swscale): cheaper than converting the whole
+    frame to RGB."""
     height = min(ANALYSIS_HEIGHT, frame.height)
-    width = max(2, round(frame.width * height / frame.height / 2) * 2)
-    return frame.reformat(
-        width=width, height=height, format="rgb24", interpolation="AREA"
-    ).to_ndarray()
+    width = max(8, round(frame.width * height / frame.height / 8) * 8)
+    luma = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")
+    small = frame.reformat(
+        width=width // 4, height=height // 4, format="rgb24", interpolation="AREA"
+    )
+    return Summary(small=small.to_ndarray(), sharpness=sharpness(luma.to_ndarray()))
 
 
 @dataclass
 class Part:
     """What the seams need of one part's new footage."""
 
-    head: np.ndarray
-    tail: np.ndarray
+    head: Summary
+    tail: Summary
     head_motion: list[float]
     tail_motion: list[float]
     look: Look | None
 
 
-def _consecutive(frames: list[np.ndarray]) -> list[float]:
+def _consecutive(frames: list[Summary]) -> list[float]:
     return [motion(a, b) for a, b in zip(frames, frames[1:], strict=False)]
 
 
@@ -85,8 +93,8 @@ def read_part(
     """One pass over the new footage [start, end): its first and last frames, the motion
     either end, and ``samples`` frames spread across it for its look (0: tail only, read
     from a seek near the end)."""
-    head: list[np.ndarray] = []
-    sampled: list[np.ndarray] = []
+    head: list[Summary] = []
+    sampled: list[Summary] = []
     wanted = [start + (n + 0.5) * (end - start) / samples for n in range(samples)]
     # Decoded frames are kept as they are (YUV) and converted only once known to be needed.
     tail: deque[av.VideoFrame] = deque(maxlen=MOTION_FRAMES)
@@ -97,22 +105,32 @@ def read_part(
         if seek_to > 0.5 and stream.time_base:
             # Lands on the keyframe before this point; decoding runs on from there.
             container.seek(int(seek_to / stream.time_base), stream=stream)
+        skipping = False
         for frame in container.decode(stream):
             t = frame.time if frame.time is not None else 0.0
+            # Between the head and the tail only a few samples are wanted: frames nothing
+            # refers to need not be decoded (about half of them). Frame threads return frames
+            # late, so every frame is decoded again well before the head and the tail.
+            every_frame = t >= end - FULL_DECODE_GUARD or (
+                samples > 0 and len(head) < MOTION_FRAMES and t >= start - FULL_DECODE_GUARD
+            )
+            if skipping == every_frame:
+                skipping = not every_frame
+                stream.codec_context.skip_frame = "NONREF" if skipping else "DEFAULT"
             if t < start - 0.001:
                 continue
-            pixels = None
+            summary = None
             if samples and len(head) < MOTION_FRAMES:
-                pixels = analysis_frame(frame)
-                head.append(pixels)
+                summary = summarise(frame)
+                head.append(summary)
             if wanted and t >= wanted[0]:
                 while wanted and t >= wanted[0]:
                     wanted.pop(0)
-                sampled.append(pixels if pixels is not None else analysis_frame(frame))
+                sampled.append(summary or summarise(frame))
             tail.append(frame)
     if not tail:
         raise ValueError("The video has no frames in its new footage.")
-    tail_frames = [analysis_frame(frame) for frame in tail]
+    tail_frames = [summarise(frame) for frame in tail]
     if not head:
         head = tail_frames[:1]
     return Part(
@@ -124,10 +142,39 @@ def read_part(
     )
 
 
+def _tail_key(clip: Clip) -> str:
+    return f"seams/v{VERSION}/{clip.project_id}/{clip.pk}-tail.npz"
+
+
 def read_clip(clip: Clip, *, samples: int = DRIFT_SAMPLES) -> Part:
     start, end = clip.timeline_range()
     with default_storage.open(clip.file_key, "rb") as video:
-        return read_part(video, start=start, end=end, samples=samples)
+        part = read_part(video, start=start, end=end, samples=samples)
+    # The next part's seam needs this one's end: kept (a few kB), so that reading it does not
+    # mean decoding this video again (one keyframe per clip is common: from the start).
+    key = _tail_key(clip)
+    if not default_storage.exists(key):
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            small=part.tail.small,
+            sharpness=part.tail.sharpness,
+            motion=np.array(part.tail_motion, dtype=np.float64),
+        )
+        default_storage.save(key, ContentFile(buffer.getvalue()))
+    return part
+
+
+def tail_of(clip: Clip) -> Part:
+    """The end of a part (its head and look left out): as kept when it was read, or read."""
+    key = _tail_key(clip)
+    if not default_storage.exists(key):
+        return read_clip(clip, samples=0)
+    with default_storage.open(key, "rb") as handle:
+        kept = np.load(io.BytesIO(handle.read()))
+        tail = Summary(small=kept["small"], sharpness=float(kept["sharpness"]))
+        motion_values = [float(value) for value in kept["motion"]]
+    return Part(head=tail, tail=tail, head_motion=[], tail_motion=motion_values, look=None)
 
 
 # --- seams ---------------------------------------------------------------------------------------
@@ -136,7 +183,7 @@ def read_clip(clip: Clip, *, samples: int = DRIFT_SAMPLES) -> Part:
 def measure_seam(before: Part, after: Part) -> dict:
     """The hand-over from ``before``'s last frame to ``after``'s first, with plain words."""
     shift = compare(Look.of([before.tail]), Look.of([after.head]))
-    sharp_before, sharp_after = sharpness(before.tail), sharpness(after.head)
+    sharp_before, sharp_after = before.tail.sharpness, after.head.sharpness
     usual = before.tail_motion + after.head_motion
     typical = float(np.median(usual)) if usual else 0.0
     jump = motion(before.tail, after.head)
@@ -246,8 +293,7 @@ def score_clip(*, clip_id: int) -> None:
         return
     first = look_of(root)
     part = read_clip(clip)
-    before = read_clip(parent, samples=0)
-    _score(clip, before=before, part=part, first=first)
+    _score(clip, before=tail_of(parent), part=part, first=first)
 
 
 def _score(clip: Clip, *, before: Part, part: Part, first: Look) -> None:
