@@ -282,19 +282,37 @@ def _status_data(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
         data.update(status="failed", progress=100, error=TASK_ERRORS[task.fault])
     elif fraction >= 1.0:
         completed = int(task.finished_at.timestamp())
-        url = request.build_absolute_uri(reverse("sandbox:apimart-video", args=[task.task_id]))
+        # One entry per sample asked for (sample_count, 1-4), each its own video.
+        videos = [
+            {
+                "expires_at": completed + 86400,
+                "url": [
+                    request.build_absolute_uri(
+                        reverse("sandbox:apimart-video", args=[task.task_id])
+                        if sample == 1
+                        else reverse("sandbox:apimart-sample", args=[task.task_id, sample])
+                    )
+                ],
+            }
+            for sample in range(1, _samples(task) + 1)
+        ]
         data.update(
             status="completed",
             progress=100,
             completed=completed,
             actual_time=max(1, completed - created),
-            result={"videos": [{"expires_at": completed + 86400, "url": [url]}]},
+            result={"videos": videos},
         )
     elif fraction < 0.1:
         data.update(status="pending", progress=0)
     else:
         data.update(status="processing", progress=min(99, int(fraction * 100)))
     return data
+
+
+def _samples(task: SandboxTask) -> int:
+    count = task.request.get("sample_count", 1) if task.kind == "generate" else 1
+    return count if _is_integer(count) and 1 <= count <= 4 else 1
 
 
 @require_GET
@@ -322,11 +340,14 @@ def balance(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-def video(request: HttpRequest, task_id: str) -> HttpResponse:
+def video(request: HttpRequest, task_id: str, sample: int = 1) -> HttpResponse:
     task = SandboxTask.objects.filter(provider=PROVIDER, task_id=task_id).first()
     if task is None or not _is_completed(task) or task.fault == "expired":
         return error(404)
-    return video_response(request, task, label=f"SANDBOX · apimart · {task.model}")
+    if not 1 <= sample <= _samples(task):
+        return error(404)
+    label = f"SANDBOX · apimart · {task.model}" + (f" · sample {sample}" if sample > 1 else "")
+    return video_response(request, task, label=label, sample=sample)
 
 
 urlpatterns = [
@@ -335,4 +356,5 @@ urlpatterns = [
     path("v1/tasks/<str:task_id>", task_status, name="apimart-task"),
     path("v1/balance", balance, name="apimart-balance"),
     path("files/<str:task_id>.mp4", video, name="apimart-video"),
+    path("files/<str:task_id>/<int:sample>.mp4", video, name="apimart-sample"),
 ]

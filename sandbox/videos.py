@@ -12,12 +12,14 @@ from sandbox.models import SandboxTask
 from sandbox.render import render_mp4
 
 
-def video_path(task: SandboxTask) -> Path:
-    return Path(settings.DATA_DIR) / "sandbox" / f"{task.task_id}.mp4"
+def video_path(task: SandboxTask, *, sample: int = 1) -> Path:
+    suffix = f"-{sample}" if sample > 1 else ""
+    return Path(settings.DATA_DIR) / "sandbox" / f"{task.task_id}{suffix}.mp4"
 
 
-def ensure_video(task: SandboxTask, *, label: str) -> Path:
-    path = video_path(task)
+def ensure_video(task: SandboxTask, *, label: str, sample: int = 1) -> Path:
+    """The task's video; a task that asked for several samples draws each one differently."""
+    path = video_path(task, sample=sample)
     if not path.exists():
         given = inputs.for_task(task)
         render_mp4(
@@ -25,7 +27,8 @@ def ensure_video(task: SandboxTask, *, label: str) -> Path:
             seconds=task.seconds,
             width=task.width,
             height=task.height,
-            scene=(task.source.prompt if task.source else task.prompt) or task.task_id,
+            scene=((task.source.prompt if task.source else task.prompt) or task.task_id)
+            + (f" · sample {sample}" if sample > 1 else ""),
             caption=task.prompt,
             label=label,
             start_at=task.start_at,
@@ -36,6 +39,8 @@ def ensure_video(task: SandboxTask, *, label: str) -> Path:
     return path
 
 
-def video_response(request: HttpRequest, task: SandboxTask, *, label: str) -> FileResponse:
-    path = ensure_video(task, label=label)
+def video_response(
+    request: HttpRequest, task: SandboxTask, *, label: str, sample: int = 1
+) -> FileResponse:
+    path = ensure_video(task, label=label, sample=sample)
     return FileResponse(path.open("rb"), content_type="video/mp4", filename=path.name)

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from videos.models import Clip, ClipStatus, LedgerEntry, Project
-from videos.pricing import estimate_cost
+from videos.pricing import estimate_for
 
 ZERO = Decimal("0")
 CENT = Decimal("0.0001")
@@ -183,7 +183,7 @@ def ensure_within_budget(*, project: Project, account, model: str, params: dict)
         locked = Project.objects.select_for_update().only("pk", "name", "budget").get(pk=project.pk)
         if locked.budget is None:
             return
-        estimate = estimate_cost(account.kind, model, params.get("duration"))
+        estimate = estimate_for(account.kind, model, params)
         if estimate is None:
             raise BudgetExceeded(
                 f"{model} has no price in the price table, so the studio cannot tell what it "

@@ -22,6 +22,19 @@ def estimate_cost(kind: str, model: str, seconds: float | int | None) -> Decimal
     return total.quantize(Decimal("0.0001"))
 
 
+def estimate_for(kind: str, model: str, params: dict) -> Decimal | None:
+    """USD for one submission with these params: a request for several samples (apimart's
+    ``sample_count``) is paid for each video it returns."""
+    one = estimate_cost(kind, model, params.get("duration"))
+    if one is None:
+        return None
+    try:
+        samples = max(1, int(params.get("sample_count") or 1))
+    except (TypeError, ValueError):
+        samples = 1
+    return one * samples
+
+
 @dataclass(frozen=True)
 class Cost:
     amount: Decimal

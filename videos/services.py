@@ -10,7 +10,7 @@ from videos import frames as frame_store
 from videos import ledger, permissions
 from videos.frames import NewFrame
 from videos.models import Clip, ClipKind, ClipStatus, Membership, Project, ProviderAccount, Role
-from videos.pricing import estimate_cost
+from videos.pricing import estimate_for
 from videos.providers import model_spec
 
 
@@ -52,7 +52,7 @@ def create_clip(
         parent=parent,
         root_id=(parent.root_id or parent.pk) if parent is not None else None,
         retry_of=retry_of,
-        estimated_cost=estimate_cost(account.kind, model, params.get("duration")),
+        estimated_cost=estimate_for(account.kind, model, params),
     )
     frame_store.store(clip, frames)
     # No task to queue: the tracker sends queued clips in order, as slots at the account free.

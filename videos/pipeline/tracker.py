@@ -39,6 +39,7 @@ from videos import ledger
 from videos.models import Clip, ClipStatus, ProviderAccount, WorkerHeartbeat
 from videos.pipeline import safety
 from videos.pipeline.common import client_for_account, enqueue
+from videos.pipeline.samples import record_samples
 from videos.pipeline.submit import claim_submissions, send_claimed
 from videos.providers import ProviderError, State, TaskState
 from videos.providers.base import http_client
@@ -117,17 +118,21 @@ def apply_state(clip: Clip, state: TaskState) -> None:
         )
     elif state.state in {State.SUCCEEDED, State.PARTIAL}:
         keep_provider_facts(clip, state)
-        if clip.mark_provider_done(
-            result_url=state.video_url,
-            expires_at=state.expires_at,
-            cost=state.cost,
-            partial=state.state is State.PARTIAL,
-            error_code=state.error_code,
-            error_message=state.error_message,
-            provider_message=state.provider_message,
-        ):
-            enqueue("mirror", clip.pk)
-            ledger.settle(clip=clip, reported_cost=state.cost, failed=False)
+        # One transaction: a task's further videos (several samples) are recorded with its
+        # first, or the whole answer is recorded again at the next poll.
+        with transaction.atomic():
+            if clip.mark_provider_done(
+                result_url=state.video_url,
+                expires_at=state.expires_at,
+                cost=state.cost,
+                partial=state.state is State.PARTIAL,
+                error_code=state.error_code,
+                error_message=state.error_message,
+                provider_message=state.provider_message,
+            ):
+                enqueue("mirror", clip.pk)
+                record_samples(clip=clip, urls=state.more_video_urls, expires_at=state.expires_at)
+                ledger.settle(clip=clip, reported_cost=state.cost, failed=False)
     elif state.state is State.EXPIRED:
         clip.mark_expired(
             message=state.error_message or "The provider's task expired before it finished.",

@@ -288,7 +288,8 @@ def parse_status(body: dict[str, Any]) -> TaskState:
     progress = max(0, min(100, _int(data.get("progress"))))
     estimate = _int(data.get("estimated_time")) or None
     if state is State.SUCCEEDED:
-        url, expires_at = _first_video(data.get("result") or {})
+        videos = _videos(data.get("result") or {})
+        url, expires_at = videos[0] if videos else ("", None)
         if not url:
             return TaskState(
                 State.FAILED,
@@ -301,6 +302,7 @@ def parse_status(body: dict[str, Any]) -> TaskState:
             State.SUCCEEDED,
             progress=100,
             video_url=url,
+            more_video_urls=tuple(more for more, _ in videos[1:]),
             expires_at=expires_at or from_timestamp(data.get("expires_at")),
             # Once finished, the time it really took is the best estimate for the next one.
             estimate_seconds=_int(data.get("actual_time")) or estimate,
@@ -347,18 +349,27 @@ def _error_text(error: Any) -> str:
     return str(error or "")
 
 
-def _first_video(result: dict[str, Any]) -> tuple[str, Any]:
-    videos = result.get("videos") or []
-    for video in videos:
+def _videos(result: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every video of a finished task, in order, each with its expiry.
+
+    ``result.videos[].url`` is documented as an array of strings (a plain string has been
+    seen too). A task asked for several samples (``sample_count``, 1-4) may list them as
+    several entries or as several links in one entry: both count, each link once.
+    """
+    found: list[tuple[str, Any]] = []
+    for video in result.get("videos") or []:
         if not isinstance(video, dict):
             continue
-        url = video.get("url")
-        # Documented as an array of strings; a plain string has been seen too.
-        if isinstance(url, list):
-            url = next((u for u in url if isinstance(u, str) and u), "")
-        if isinstance(url, str) and url:
-            return url, from_timestamp(video.get("expires_at"))
-    return "", None
+        urls = video.get("url")
+        if isinstance(urls, str):
+            urls = [urls]
+        if not isinstance(urls, list):
+            continue
+        expires_at = from_timestamp(video.get("expires_at"))
+        for url in urls:
+            if isinstance(url, str) and url and all(url != seen for seen, _ in found):
+                found.append((url, expires_at))
+    return found
 
 
 def _as_bool(value: Any) -> bool:

@@ -35,6 +35,9 @@ class TaskState:
     progress: int = 0
     phase: str = ""
     video_url: str = ""
+    # Further videos of the same task, when one request asked for several (apimart's
+    # sample_count): each becomes a take of its own beside the first.
+    more_video_urls: tuple[str, ...] = ()
     expires_at: datetime | None = None
     cost: Decimal | None = None
     estimate_seconds: int | None = None
