@@ -186,6 +186,9 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
+            # Kept open between requests, as for PostgreSQL: each new connection would
+            # run the PRAGMAs below again.
+            "CONN_MAX_AGE": 60,
             "NAME": Path(env_str("SQLITE_PATH", str(DATA_DIR / "clipchain.sqlite3"))),
             # On a file, not in memory, so the tests' tracker and worker processes share it.
             "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
@@ -223,6 +226,18 @@ Q_CLUSTER: dict = {
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    # Sessions are read on every request: from Redis, with the database behind it. (Only a
+    # cache every process shares will do: a per-process cache would keep a session that
+    # logged out in one process alive in the others.)
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "clipchain",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     Q_CLUSTER["orm"] = "default"
 

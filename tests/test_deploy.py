@@ -161,3 +161,41 @@ def test_production_pages_have_no_inline_script_or_style(production_answers):
     assert '"allowEval": false' in html
     # Static files are linked under their hashed names.
     assert re.search(r'href="/static/css/app\.[0-9a-f]{12}\.css"', html)
+
+
+SESSIONS = """
+import django, json
+django.setup()
+from django.conf import settings
+from django.contrib.sessions.backends.cached_db import KEY_PREFIX
+from django.core.cache import cache
+from django.core.management import call_command
+from django.test.utils import setup_test_environment
+setup_test_environment()
+call_command("migrate", verbosity=0)
+from django.contrib.auth import get_user_model
+from django.test import Client
+user = get_user_model().objects.create_user("dana", "dana@example.com", "pw-dana-12345")
+client = Client()
+client.force_login(user)
+key = client.session.session_key
+print(json.dumps({
+    "engine": settings.SESSION_ENGINE,
+    "cached": cache.get(KEY_PREFIX + key) is not None,
+    "projects": client.get("/projects/").status_code,
+}))
+cache.delete(KEY_PREFIX + key)
+"""
+
+
+def test_with_redis_sessions_are_read_from_it(tmp_path):
+    env = production_settings(tmp_path)
+    env.update(DEBUG="1", REDIS_URL="redis://127.0.0.1:6379/12", DATABASE_URL="")
+    done = run([sys.executable, "-c", SESSIONS], env)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer == {
+        "engine": "django.contrib.sessions.backends.cached_db",
+        "cached": True,
+        "projects": 200,
+    }

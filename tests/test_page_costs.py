@@ -188,13 +188,22 @@ def test_a_poll_of_an_unchanged_clip_is_answered_304_without_rendering(client, u
     queries, again = count_queries(client, url, HX_Request="true", If_None_Match=etag)
     assert again.status_code == 304 and again.content == b""
     assert again["ETag"] == etag
-    # Session, user, the clip's row, the spending right (user and group permissions).
-    assert queries <= 5
+    # The session, the user, and the clip's row read with the viewer's role and rights.
+    assert queries == 3
     # New progress is a new answer.
     running.record_progress(progress=55, phase="Generating")
     moved = client.get(url, headers={"HX-Request": "true", "If-None-Match": etag})
     assert moved.status_code == 200 and 'value="55"' in moved.content.decode()
     assert moved["ETag"] != etag
+
+
+def test_a_poll_after_the_spending_right_is_taken_away_is_a_new_answer(client, user, running):
+    client.force_login(user)
+    url = running.get_absolute_url()
+    etag = client.get(url, headers={"HX-Request": "true"})["ETag"]
+    user.user_permissions.clear()
+    again = client.get(url, headers={"HX-Request": "true", "If-None-Match": etag})
+    assert again.status_code == 200 and again["ETag"] != etag
 
 
 def test_the_whole_clip_page_is_always_rendered(client, user, running):

@@ -107,7 +107,9 @@ def test_gunicorn_refuses_to_start_without_collectstatic(tmp_path):
 
 
 @pytest.mark.django_db
-def test_a_static_file_collectstatic_never_saw_does_not_fail_the_page(client, settings, tmp_path):
+def test_a_static_file_collectstatic_never_saw_does_not_fail_the_page(
+    client, settings, tmp_path, caplog
+):
     static_root = tmp_path / "static"
     storages = {
         **settings.STORAGES,
@@ -127,4 +129,5 @@ def test_a_static_file_collectstatic_never_saw_does_not_fail_the_page(client, se
     assert page.status_code == 200
     html = page.content.decode()
     assert '<script src="/static/js/polling.js" defer></script>' in html
+    assert "'js/polling.js' is missing from collectstatic's output" in caplog.text
     assert re.search(r'href="/static/css/app\.[0-9a-f]{12}\.css"', html)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from django.contrib.staticfiles import finders
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 logger = logging.getLogger(__name__)
@@ -22,9 +23,12 @@ class ForgivingManifestStorage(CompressedManifestStaticFilesStorage):
         try:
             return super().stored_name(name)
         except ValueError:
-            logger.error(
-                "Static file %r is missing from collectstatic's output; run "
-                "`manage.py collectstatic`. Linking it unhashed.",
-                name,
-            )
+            # WhiteNoise also asks about names that are no file at all (it strips what looks
+            # like a hash from every name it serves): only a real file is worth a log line.
+            if finders.find(name):
+                logger.error(
+                    "Static file %r is missing from collectstatic's output; run "
+                    "`manage.py collectstatic`. Linking it unhashed.",
+                    name,
+                )
             return name
