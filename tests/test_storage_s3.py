@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import os
+import random
 
 import httpx
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage, storages
 from storages.backends.s3 import S3Storage
 
-from videos import media
+from videos import media, storage_upload
 from videos.models import Clip, ClipStatus
 
 pytestmark = [pytest.mark.s3, pytest.mark.django_db(transaction=True)]
@@ -52,3 +56,43 @@ def test_finished_clip_is_mirrored_to_s3_and_played_through_a_presigned_url(
 
     unsigned = presigned.split("?")[0]
     assert httpx.get(unsigned, timeout=10).status_code == 403
+
+    # Small videos go up in one request under their final key: nothing else is left.
+    s3 = boto3_client(default_storage)
+    keys = {entry["Key"] for entry in s3.list_objects_v2(Bucket=s3_storage)["Contents"]}
+    assert keys == {clip.file_key, clip.poster_key}
+    assert s3.list_multipart_uploads(Bucket=s3_storage).get("Uploads", []) == []
+
+
+def boto3_client(storage):
+    return storage.connection.meta.client
+
+
+def test_a_ranged_reader_reads_and_seeks_like_the_stored_bytes(s3_storage):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    key = default_storage.save("ranged/data.bin", ContentFile(data))
+    reader = storage_upload.open_ranged(default_storage, key)
+    assert reader.seekable() and reader.read(10) == data[:10]
+    rng = random.Random(7)
+    for _ in range(40):
+        start, length = rng.randrange(len(data)), rng.randrange(1, 300_000)
+        reader.seek(start)
+        assert reader.read(length) == data[start : start + length]
+        assert reader.tell() == min(len(data), start + length)
+    assert reader.seek(-5, io.SEEK_END) == len(data) - 5
+    assert reader.read() == data[-5:] and reader.read(1) == b""
+    reader.seek(0)
+    assert reader.read() == data
+    # Jumps fetch small windows, reading on in order fetches growing ones: never the
+    # object many times over.
+    assert reader.fetched < 12 * len(data)
+
+
+def test_an_unfinished_upload_is_aborted_and_nothing_is_stored(s3_storage):
+    incoming = storage_upload.receive(default_storage, tag="test", max_bytes=1024**3)
+    with pytest.raises(RuntimeError), incoming:
+        incoming.write(os.urandom(20 * 1024 * 1024))
+        raise RuntimeError("the source broke off")
+    s3 = boto3_client(default_storage)
+    assert s3.list_multipart_uploads(Bucket=s3_storage).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=s3_storage).get("KeyCount") == 0

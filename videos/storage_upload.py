@@ -357,16 +357,17 @@ class RangedReader(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer) -> int:
-        if self._pos >= self.size:
-            return 0
-        window_end = self._window_start + len(self._window)
-        if not self._window_start <= self._pos < window_end:
-            self._fetch(wanted=len(buffer), in_order=self._pos == window_end)
-        offset = self._pos - self._window_start
-        data = self._window[offset : offset + len(buffer)]
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        view, filled = memoryview(buffer).cast("B"), 0
+        while filled < len(view) and self._pos < self.size:
+            window_end = self._window_start + len(self._window)
+            if not self._window_start <= self._pos < window_end:
+                self._fetch(wanted=len(view) - filled, in_order=self._pos == window_end)
+            offset = self._pos - self._window_start
+            data = self._window[offset : offset + len(view) - filled]
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+            self._pos += len(data)
+        return filled
 
     def _fetch(self, *, wanted: int, in_order: bool) -> None:
         if in_order and self._window:
