@@ -8,27 +8,15 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, F, Q
-from django.db.models.functions import Lower
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from videos import (
-    files,
-    frames,
-    ledger,
-    permissions,
-    pipeline,
-    pricing,
-    providers,
-    services,
-    takes,
-)
+from videos import files, frames, ledger, permissions, pipeline, pricing, providers, services
 from videos.conditional import CompiledQuery, unchanged_is_304
 from videos.forms import (
     TRANSPORT_LABELS,
@@ -190,7 +178,6 @@ def _clip_form_page(
     if request.htmx and request.method == "GET":
         # The model or duration changed: only the fields (or only the estimate) are redrawn.
         template += "#clip-estimate" if request.htmx.target == "clip-estimate" else "#clip-fields"
-    budget = ledger.budget_status(project)
     return render(
         request,
         template,
@@ -199,18 +186,9 @@ def _clip_form_page(
             "form": form,
             "has_accounts": form.fields["provider_account"].queryset.exists(),
             "estimate": form.estimated_cost(),
-            "budget": budget,
-            # What Generate may still spend: the warning beside the estimate says when it
-            # would be refused, before the click.
-            "budget_left": None if budget.left is None else max(ledger.ZERO, budget.left),
             "template_clip": template_clip,
         },
     )
-
-
-def _offered_accounts(project: Project):
-    # By label as people read it: "apimart" beside "Kling", not after every capital.
-    return ProviderAccount.objects.enabled_for(project).order_by(Lower("label"), "pk")
 
 
 @login_required
@@ -219,30 +197,14 @@ def clip_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = _project_for(request, pk)
     if not _can_generate(project, request.user):
         raise PermissionDenied("Reviewers cannot generate clips.")
-    accounts = _offered_accounts(project)
+    accounts = ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
     if request.method == "POST" and request.POST.get("refresh"):
         # Without JavaScript, "Update choices" redraws the form for the chosen model.
         form = ClipForm(initial=_initial_from(request.POST), accounts=accounts, project=project)
     elif request.method == "POST":
         form = ClipForm(request.POST, request.FILES, accounts=accounts, project=project)
         if form.is_valid():
-            count = form.cleaned_data.get("takes") or 1
             try:
-                if count > 1:
-                    group = takes.create_takes(
-                        project=project,
-                        user=request.user,
-                        account=form.cleaned_data["provider_account"],
-                        model=form.cleaned_data["model"],
-                        prompt=form.cleaned_data["prompt"],
-                        params=form.params(),
-                        frames=form.new_frames,
-                        count=count,
-                    )
-                    target = reverse("takes", args=[group.pk])
-                    if request.htmx:
-                        return HttpResponseClientRedirect(target)
-                    return redirect(target)
                 clip = services.create_clip(
                     project=project,
                     user=request.user,
@@ -271,7 +233,7 @@ def clip_template(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = clip.project
     if not _can_generate(project, request.user):
         raise PermissionDenied("Reviewers cannot generate clips.")
-    accounts = _offered_accounts(project)
+    accounts = ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
     form = ClipForm(initial=initial_from_clip(clip), accounts=accounts, project=project)
     if form.account is not None and form.account.pk != clip.provider_account_id:
         messages.warning(
