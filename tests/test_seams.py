@@ -235,6 +235,23 @@ def test_scoring_a_whole_line_reads_each_part_once_and_matches_the_queue(
     assert quality.first_warning.position == 3
 
 
+@pytest.mark.s3
+def test_seams_and_the_hand_off_read_videos_from_s3(
+    user, project, live_server, sandbox_account, s3_storage
+):
+    kling = sandbox_account("kling")
+    parts = drawn_chain(project=project, user=user, account=kling, effects=[("drift",)] * 2)
+    for part in parts:
+        seams.score_clip(clip_id=part.pk)
+    quality = seams.line_quality(chains.timeline(Clip.objects.get(pk=parts[0].pk)))
+    assert quality.complete
+    assert [point.warn for point in quality.drift] == [False, False, True]
+    # Each part's end is kept beside it in the bucket, for the next part's seam.
+    assert all(default_storage.exists(seams._tail_key(part)) for part in parts)
+    still = chains.handoff_for(parts[-1], match_colours=True)
+    assert still.matched and still.still.content.startswith(b"\xff\xd8")
+
+
 def wait_until(page, expression: str, timeout: float = 10.0) -> None:
     """Poll from Python: the page's CSP refuses the string predicates wait_for_function
     evaluates in the page."""
