@@ -50,11 +50,17 @@ class Mirrored:
 
 
 class Transient(Exception):
-    """A failure that may pass: worth another try while tries and the link last."""
+    """A failure that may pass: worth another try while tries and the link last.
 
-    def __init__(self, reason: str, *, storage: bool = False, retry_after: float = 0) -> None:
+    ``reason`` is a few words for the page ("HTTP 500"), ``detail`` the error's own text.
+    """
+
+    def __init__(
+        self, reason: str, detail: str = "", *, storage: bool = False, retry_after: float = 0
+    ) -> None:
         super().__init__(reason)
-        self.reason, self.storage, self.retry_after = reason, storage, retry_after
+        self.reason, self.detail = reason, detail or reason
+        self.storage, self.retry_after = storage, retry_after
 
 
 class Gone(Exception):
@@ -92,7 +98,12 @@ def _phase(clip: Clip, attempt: int, done: str = "") -> str:
     phase = "Saving the partial video" if clip.params.get("partial") else "Saving the video"
     if attempt > 1:
         phase += f" (try {attempt} of {MAX_ATTEMPTS})"
-    return f"{phase}: {done}" if done else phase
+    return f"{phase}: {done}"[:80] if done else phase
+
+
+def _failed_phase(clip: Clip, attempt: int, failure: Transient) -> str:
+    phase = "Saving the partial video" if clip.params.get("partial") else "Saving the video"
+    return f"{phase}: try {attempt} of {MAX_ATTEMPTS} failed ({failure.reason})"[:80]
 
 
 # The clip's rows change here by conditional UPDATEs on the status, like the model's own
@@ -159,7 +170,7 @@ def _download(clip: Clip, attempt: int, *, stop_at: float) -> Mirrored:
                         _phase(clip, attempt, f"{done} of {_megabytes(total)}" if total else done),
                     )
                     if now > stop_at:
-                        raise Transient("the download was too slow to finish in time")
+                        raise Transient("too slow", "The download could not finish in time.")
             incoming.finish()
             with incoming.open() as stored:
                 info = media.probe(stored)
@@ -180,9 +191,11 @@ def _attempt(clip: Clip, attempt: int, *, stop_at: float) -> Mirrored:
             "bad_link", "The provider's video link is not a web address the studio can read."
         ) from exc
     except httpx.TimeoutException as exc:
-        raise Transient("the provider's server stopped sending") from exc
+        raise Transient("no answer in time", str(exc)) from exc
+    except httpx.ConnectError as exc:
+        raise Transient("could not connect", str(exc)) from exc
     except httpx.TransportError as exc:
-        raise Transient(f"the connection failed: {exc}") from exc
+        raise Transient("connection dropped", str(exc)) from exc
     except storage_upload.TooLarge as exc:
         raise Refused(
             "too_large",
@@ -194,7 +207,7 @@ def _attempt(clip: Clip, attempt: int, *, stop_at: float) -> Mirrored:
             "not_a_video", "The provider's file is not a playable video. Try again.", str(exc)
         ) from exc
     except (BotoCoreError, ClientError, OSError) as exc:
-        raise Transient(f"storage: {exc}", storage=True) from exc
+        raise Transient("storage error", str(exc), storage=True) from exc
 
 
 def _wait_before(attempt: int, failure: Transient) -> float:
@@ -217,7 +230,7 @@ def _give_up(clip: Clip, tries: int, failure: Transient | None) -> None:
     clip.mark_failed(
         code="storage_failed" if failure and failure.storage else "download_failed",
         message=message,
-        provider_message=reason,
+        provider_message=failure.detail if failure else "",
     )
 
 
@@ -232,8 +245,12 @@ def mirror_clip(*, clip_id: int) -> None:
     if not clip.result_url:
         clip.mark_failed(code="bad_link", message="The provider gave no link to the video.")
         return
-    # What a run killed mid-upload left (an unfinished multipart upload, a part file).
-    storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}", older_than=_leftover_age())
+    try:
+        # What a run killed mid-upload left (an unfinished multipart upload, a part file).
+        storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}", older_than=_leftover_age())
+    except (BotoCoreError, ClientError, OSError):
+        # Storage trouble: the try below meets it too, and counts it.
+        log.warning("clip %s: leftovers not swept", clip.pk, exc_info=True)
     stop_at = time.monotonic() + _task_seconds()
     failure: Transient | None = None
     while True:
@@ -258,7 +275,7 @@ def mirror_clip(*, clip_id: int) -> None:
             return
         except Transient as exc:
             failure = exc
-            log.warning("clip %s: mirror try %s failed: %s", clip.pk, attempt, exc.reason)
+            log.warning("clip %s: mirror try %s failed: %s", clip.pk, attempt, exc.detail)
         else:
             _record(clip, mirrored)
             return
@@ -271,17 +288,18 @@ def mirror_clip(*, clip_id: int) -> None:
                     "The provider's download link expired while the studio was still "
                     f"trying to save the video ({failure.reason})."
                 ),
-                provider_message=failure.reason,
+                provider_message=failure.detail,
             )
             return
         wait = _wait_before(attempt, failure)
         if clip.result_expires_at is not None:
             wait = min(wait, max(0.0, (clip.result_expires_at - timezone.now()).total_seconds()))
-        if time.monotonic() + wait > stop_at:
-            # Out of this task's time: the safety net queues the clip again later.
-            _show(clip, _phase(clip, attempt, f"failed ({failure.reason}), will try again"))
+        try:
+            _show(clip, _failed_phase(clip, attempt, failure))
+        except Stopped:
             return
-        _show(clip, _phase(clip, attempt, f"failed ({failure.reason}), trying again"))
+        if time.monotonic() + wait > stop_at:
+            return  # out of this task's time: the safety net queues the clip again later
         time.sleep(wait)
 
 
