@@ -67,8 +67,7 @@ def main() -> None:
     )
     try:
         studio.manage("migrate", "-v0")
-        studio.manage("runserver", f"127.0.0.1:{studio.port}", "--noreload", background=True)
-        time.sleep(3)
+        studio.serve_sandbox()
         subprocess.run(
             [sys.executable, "-c", textwrap.dedent(MAKE), str(studio.port)],
             cwd=ROOT,

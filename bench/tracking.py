@@ -131,10 +131,34 @@ class Studio:
     def db(self) -> sqlite3.Connection:
         return sqlite3.connect(self.data / "clipchain.sqlite3", timeout=30)
 
+    def serve_sandbox(self) -> None:
+        """The provider twins under gunicorn (two processes), so they answer polls cheaply."""
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "studio.wsgi:application",
+                "--config",
+                "/dev/null",  # not the studio's own production settings
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--threads",
+                "16",
+                "--worker-class",
+                "gthread",
+            ],
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.data / "sandbox.log").open("ab"),
+        )
+        self.processes.append(process)
+        time.sleep(3)
+
     def start(self) -> None:
         self.manage("migrate", "-v0")
-        self.manage("runserver", f"127.0.0.1:{self.port}", "--noreload", background=True)
-        time.sleep(3)
+        self.serve_sandbox()
         self.create(0)
         if self.design == "old":
             self.env["Q_WORKERS"] = "4"

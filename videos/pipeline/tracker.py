@@ -95,11 +95,14 @@ def deadline(clip: Clip) -> datetime:
 def keep_provider_facts(clip: Clip, state: TaskState) -> None:
     """Keep what a later extension needs; saved with the clip's params when it is marked done.
 
-    Kling extends by the finished video's id (``TaskState.raw["video_id"]``), not the task's.
+    Kling extends by the finished video's id (``TaskState.raw["video_id"]``), not the task's;
+    NewAPI retries a failed extension by its first part's ``remix_id`` (``TaskState.facts``).
     """
     video_id = state.raw.get("video_id") if isinstance(state.raw, dict) else None
     if video_id:
         clip.params = {**clip.params, "provider_video_id": str(video_id)}
+    if state.facts:
+        clip.params = {**clip.params, **state.facts}
 
 
 def apply_state(clip: Clip, state: TaskState) -> None:
@@ -397,11 +400,12 @@ class Tracker:
 
     # The round ------------------------------------------------------------------------------
 
-    def run_once(self) -> RoundResult:
+    def run_once(self, *, submissions: bool = True) -> RoundResult:
         """One pass: send what may be sent, poll everything that is due."""
         result = RoundResult()
         self.housekeeping()
-        result.submitted = self.dispatch_submissions()
+        if submissions:
+            result.submitted = self.dispatch_submissions()
         while self.poll_batch(result) == BATCH:
             pass
         return result
@@ -423,16 +427,37 @@ class Tracker:
 
     def run(self, *, stop: threading.Event) -> None:
         log.info("%s: following provider tasks with %s threads", self.name, self.threads)
-        while not stop.is_set():
-            try:
-                result = self.run_once()
-            except Exception:
-                log.exception("tracker round failed; next round in 1 s")
-                stop.wait(1.0)
-                continue
-            if not (result.polled or result.submitted):
-                # Idle: a due clip or a new one is noticed within this long.
-                stop.wait(settings.TRACKER_IDLE_SECONDS)
+        # New clips are sent from their own loop: a long round of polls never delays them.
+        sender = threading.Thread(target=self._send_loop, args=(stop,), name="send", daemon=True)
+        sender.start()
+        try:
+            while not stop.is_set():
+                try:
+                    result = self.run_once(submissions=False)
+                except Exception:
+                    log.exception("tracker round failed; next round in 1 s")
+                    stop.wait(1.0)
+                    continue
+                if not result.polled:
+                    # Idle: a due clip is noticed within this long.
+                    stop.wait(settings.TRACKER_IDLE_SECONDS)
+        finally:
+            stop.set()
+            sender.join(timeout=10)
+
+    def _send_loop(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    sent = self.dispatch_submissions()
+                except Exception:
+                    log.exception("sending queued clips failed; trying again in 1 s")
+                    stop.wait(1.0)
+                    continue
+                if not sent:
+                    stop.wait(settings.TRACKER_IDLE_SECONDS)
+        finally:
+            connection.close()
 
 
 def _status(clip: Clip, client) -> TaskState | Exception:
