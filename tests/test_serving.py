@@ -131,3 +131,96 @@ def test_a_static_file_collectstatic_never_saw_does_not_fail_the_page(
     assert '<script src="/static/js/polling.js" defer></script>' in html
     assert "'js/polling.js' is missing from collectstatic's output" in caplog.text
     assert re.search(r'href="/static/css/app\.[0-9a-f]{12}\.css"', html)
+
+
+# --- the pages in a browser, under the Content Security Policy ---------------------------------
+
+WATCH_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const where = `${event.sourceFile}:${event.lineNumber}`;
+  window.__violations.push(`${event.violatedDirective} ${event.blockedURI} ${where}`);
+});
+"""
+
+
+@pytest.mark.browser
+def test_the_pages_work_under_the_content_security_policy(page, live_server, user, project):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.chain_helpers import stored_clip
+    from videos.models import Clip, ClipKind, ClipStatus, ProviderAccount
+
+    account = ProviderAccount.objects.create(
+        all_projects=True,
+        kind="apimart",
+        label="apimart",
+        base_url=f"{live_server.url}/sandbox/apimart",
+        credential="sk-csp-browser-0001",
+    )
+    root = stored_clip(project=project, user=user, account=account, seconds=2)
+    stored_clip(
+        project=project,
+        user=user,
+        account=account,
+        seconds=2,
+        parent=root,
+        kind=ClipKind.CONTINUE,
+        is_main_line=True,
+    )
+    running = Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=account,
+        model="veo3.1-fast-official",
+        prompt="A kite over the dunes",
+        params={"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"},
+        status=ClipStatus.RUNNING,
+        progress=30,
+        provider_task_id="task-csp-running",
+        submitted_at=timezone.now() - timedelta(seconds=65),
+    )
+    page.add_init_script(WATCH_VIOLATIONS)
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Username").fill("casey")
+    page.get_by_label("Password").fill("pw-casey-123")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/projects/")
+
+    # The clip page polls through htmx, and its elapsed time ticks in the page.
+    with page.expect_request(
+        lambda request: (
+            request.url.endswith(f"/clips/{running.pk}/")
+            and request.headers.get("hx-request") == "true"
+        ),
+        timeout=10_000,
+    ):
+        page.goto(f"{live_server.url}{running.get_absolute_url()}")
+    elapsed = page.locator("[data-elapsed-since]")
+    first = elapsed.inner_text()
+    page.wait_for_function(
+        "(first) => document.querySelector('[data-elapsed-since]').textContent !== first",
+        arg=first,
+        timeout=5_000,
+    )
+    assert page.evaluate("typeof window.htmx") == "object"
+    assert page.evaluate("window.__violations") == []
+
+    for path in (
+        project.get_absolute_url(),
+        f"/clips/{root.pk}/chain/",
+        f"/projects/{project.pk}/clips/new/",
+    ):
+        page.goto(f"{live_server.url}{path}")
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("window.__violations") == [], path
+    # And the policy is really there: an injected inline script does not run, and says so.
+    page.evaluate(
+        "() => { const s = document.createElement('script');"
+        " s.textContent = 'window.injected = true'; document.body.append(s); }"
+    )
+    page.wait_for_function("window.__violations.length > 0", timeout=5_000)
+    assert page.evaluate("window.injected") is None
+    assert page.evaluate("window.__violations")[0].startswith("script-src")
