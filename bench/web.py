@@ -1,0 +1,418 @@
+"""What the pages cost under load, through the production server (gunicorn).
+
+Makes a fresh database (SQLite in a temporary DATA_DIR, or a new PostgreSQL database with
+--postgres), seeds a project of 500 clips with a 50-deep chain among them, collects static
+files, starts gunicorn with gunicorn.conf.py in production settings (DEBUG off), then
+measures requests per second and the 99th percentile latency of:
+
+  bare       a Django view returning a few bytes (the ceiling; only in this bench's URLconf)
+  fragment   the clip page's progress fragment polled while the clip is unchanged (a 304)
+  fragment!  the same fragment rendered in full (no If-None-Match)
+  clip       the clip page of the last clip of the 50-deep chain
+  project    the project page of 500 clips
+  search     a library search by words (two words, 99 of the 500 clips match)
+
+and prints each as a ratio to the bare view. Uses wrk when installed, else a small load
+generator in Python threads (which competes with the server for the CPU: prefer wrk).
+
+Run: .venv/bin/python bench/web.py [--postgres] [--seconds 5] [--connections 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench-password-123"
+PROMPT_WORDS = [
+    "golden",
+    "retriever",
+    "beach",
+    "sunset",
+    "fog",
+    "forest",
+    "lighthouse",
+    "rain",
+    "neon",
+    "city",
+    "night",
+    "drone",
+    "mountain",
+    "river",
+    "desert",
+    "storm",
+    "snow",
+    "harbour",
+    "train",
+    "market",
+    "garden",
+    "ocean",
+    "wave",
+]
+
+# The bench's own URLconf: the studio's URLs plus the bare view. Production never has it.
+BENCH_URLS = """
+from django.http import HttpResponse
+from django.urls import path
+
+from studio.urls import urlpatterns as studio_urlpatterns
+
+
+def bare(request):
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
+urlpatterns = [path("bench/bare", bare), *studio_urlpatterns]
+"""
+
+
+def seed(*, clips: int = 500, chain_depth: int = 50) -> dict:
+    """Rows for the bench, written straight through the ORM (nothing is queued)."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from videos.models import (
+        Clip,
+        ClipKind,
+        ClipStatus,
+        Membership,
+        Project,
+        ProviderAccount,
+        ProviderKind,
+        Role,
+    )
+
+    user = get_user_model().objects.create_user("bench", "bench@example.com", PASSWORD)
+    project = Project.objects.create(name="Bench project", created_by=user)
+    Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+    account = ProviderAccount.objects.create(
+        kind=ProviderKind.APIMART,
+        label="apimart",
+        base_url="https://api.apimart.example/v1",
+        credential="sk-bench-0000",
+    )
+    now = timezone.now()
+    rows = []
+    for n in range(clips - chain_depth):
+        words = [PROMPT_WORDS[(n * 7 + k * 3) % len(PROMPT_WORDS)] for k in range(6)]
+        rows.append(
+            Clip(
+                project=project,
+                created_by=user,
+                provider_account=account,
+                model="veo3.1-fast-official",
+                prompt=f"A {' '.join(words)} shot, take {n}",
+                params={"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"},
+                status=ClipStatus.READY,
+                progress=100,
+                file_key=f"clips/{n}.mp4",
+                poster_key=f"posters/{n}.jpg",
+                duration_seconds=8.0,
+                width=1280,
+                height=720,
+                file_size=4_000_000,
+                created_at=now - timedelta(minutes=clips - n),
+            )
+        )
+    Clip.objects.bulk_create(rows)
+    parent = None
+    for step in range(chain_depth):
+        clip = Clip.objects.create(
+            project=project,
+            created_by=user,
+            provider_account=account,
+            model="veo3.1-fast-official",
+            prompt=f"The long chain, part {step + 1}: a lighthouse keeper walks on",
+            params={"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"},
+            status=ClipStatus.READY,
+            progress=100,
+            file_key=f"chain/{step}.mp4",
+            poster_key=f"chain/{step}.jpg",
+            duration_seconds=8.0,
+            width=1280,
+            height=720,
+            parent=parent,
+            root_id=(parent.root_id or parent.pk) if parent else None,
+            kind=ClipKind.GENERATE if parent is None else ClipKind.CONTINUE,
+            is_main_line=parent is not None,
+            created_at=now - timedelta(seconds=chain_depth - step),
+        )
+        parent = clip
+    running = Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=account,
+        model="veo3.1-fast-official",
+        prompt="A clip the provider is still making",
+        params={"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"},
+        status=ClipStatus.RUNNING,
+        progress=40,
+        phase="Generating",
+        provider_task_id="task-bench-running",
+        submitted_at=now - timedelta(seconds=30),
+    )
+    assert parent is not None
+    return {"project": project.pk, "chain_tip": parent.pk, "running": running.pk}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+def production_env(folder: Path, *, database_url: str) -> dict[str, str]:
+    from cryptography.fernet import Fernet
+
+    (folder / "bench_settings.py").write_text(
+        "from studio.settings import *  # noqa: F403\nROOT_URLCONF = 'bench_urls'\n"
+    )
+    (folder / "bench_urls.py").write_text(BENCH_URLS)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SECURE_", "S3_", "SANDBOX")) and key != "DEBUG"
+    }
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="bench-" + os.urandom(24).hex(),
+        FERNET_KEYS=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="127.0.0.1",
+        # Plain HTTP on the loopback: no redirect, cookies without the Secure flag.
+        SECURE_SSL_REDIRECT="0",
+        SECURE_COOKIES="0",
+        SECURE_HSTS_SECONDS="0",
+        DATA_DIR=str(folder / "data"),
+        STATIC_ROOT=str(folder / "static"),
+        DATABASE_URL=database_url,
+        DJANGO_SETTINGS_MODULE="bench_settings",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(folder), str(ROOT)])),
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def run_manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def start_server(env: dict[str, str], port: int, *, workers: str, threads: str):
+    sizing = {"WEB_CONCURRENCY": workers, "WEB_THREADS": threads}
+    server = subprocess.Popen(
+        [str(ROOT / "bin/serve"), "--access-logfile", "/dev/null"],
+        cwd=ROOT,
+        env={
+            **env,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            **{name: value for name, value in sizing.items() if value},
+        },
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        if server.poll() is not None:
+            raise SystemExit("gunicorn exited before answering")
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            return server, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("gunicorn did not answer within 30 s")
+
+
+def log_in(base: str) -> str:
+    with httpx.Client(base_url=base) as http:
+        http.get("/login/")
+        answer = http.post(
+            "/login/",
+            data={
+                "username": "bench",
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": http.cookies["csrftoken"],
+            },
+        )
+        assert answer.status_code == 302, answer.text[:300]
+        return "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def with_wrk(url: str, headers: dict[str, str], *, seconds: int, connections: int) -> tuple:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, float(p99[1]) * UNITS[p99[2]], int(errors[1]) if errors else 0
+
+
+def with_threads(url: str, headers: dict[str, str], *, seconds: int, connections: int):
+    """A load generator in Python threads, for machines without wrk (it competes with the
+    server for the CPU, so its figures are lower)."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        nonlocal errors
+        mine: list[float] = []
+        failed = 0
+        with httpx.Client(headers=headers, timeout=10) as http:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                status = http.get(url).status_code
+                mine.append((time.perf_counter() - started) * 1000)
+                failed += status >= 400
+        with lock:
+            latencies.extend(mine)
+            errors += failed
+
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    p99 = statistics.quantiles(latencies, n=100)[98]
+    return len(latencies) / seconds, p99, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
+    parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--redis-url", default="", help="REDIS_URL for the server (sessions, broker)"
+    )
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", default="", help="WEB_CONCURRENCY (default: cores)")
+    parser.add_argument("--threads", default="", help="WEB_THREADS (default: 4)")
+    parser.add_argument("--seed", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seed:
+        import django
+
+        django.setup()
+        print(json.dumps(seed()))
+        return
+
+    folder = Path(tempfile.mkdtemp(prefix="clipchain-bench-web-"))
+    database = None
+    if args.postgres:
+        import psycopg
+
+        database = f"clipchain_bench_{os.getpid()}"
+        with psycopg.connect(args.pg_url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {database}")
+        database_url = args.pg_url.rsplit("/", 1)[0] + f"/{database}"
+    else:
+        # The studio's own SQLite set-up (WAL, IMMEDIATE writes) in DATA_DIR.
+        database_url = ""
+    env = production_env(folder, database_url=database_url)
+    env["REDIS_URL"] = args.redis_url
+    server = None
+    try:
+        run_manage(env, "migrate", "--noinput", "-v0")
+        run_manage(env, "collectstatic", "--noinput", "-v0")
+        seeded = subprocess.run(
+            [sys.executable, __file__, "--seed"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        ids = json.loads(seeded.stdout.strip().splitlines()[-1])
+        if database:
+            # What autovacuum would have done by now: without statistics the planner reads
+            # every clip of the project instead of the search index.
+            import psycopg
+
+            with psycopg.connect(database_url, autocommit=True) as db:
+                db.execute("ANALYZE")
+        server, base = start_server(env, free_port(), workers=args.workers, threads=args.threads)
+        cookie = log_in(base)
+        session = {"Cookie": cookie}
+        htmx = {**session, "HX-Request": "true"}
+        fragment_url = f"{base}/clips/{ids['running']}/"
+        etag = httpx.get(fragment_url, headers=htmx).headers["ETag"]
+        targets = [
+            ("bare", f"{base}/bench/bare", {}),
+            ("fragment", fragment_url, {**htmx, "If-None-Match": etag}),
+            ("fragment!", fragment_url, htmx),
+            ("clip", f"{base}/clips/{ids['chain_tip']}/", session),
+            ("project", f"{base}/projects/{ids['project']}/", session),
+            ("search", f"{base}/projects/{ids['project']}/?q=sunset+lighthouse", session),
+        ]
+        alone = {}
+        one = httpx.Client()
+        for name, url, headers in targets:
+            times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                status = one.get(url, headers=headers).status_code
+                times.append((time.perf_counter() - started) * 1000)
+                assert status in (200, 304), (name, status)
+            alone[name] = statistics.median(times)
+        load = with_wrk if shutil.which("wrk") else with_threads
+        cores = os.cpu_count()
+        print(
+            f"{'postgresql' if args.postgres else 'sqlite'}"
+            f"{' + redis' if args.redis_url else ''}, gunicorn "
+            f"{args.workers or cores} workers x {args.threads or 4} threads, {cores} cores, "
+            f"{args.connections} connections, {args.seconds} s each, load by "
+            f"{'wrk' if load is with_wrk else 'Python threads'}"
+        )
+        print(
+            f"{'page':<10} {'alone ms':>8} {'req/s':>8} {'p99 ms':>8} {'vs bare':>8} {'errors':>7}"
+        )
+        bare_rate = None
+        for name, url, headers in targets:
+            load(url, headers, seconds=1, connections=args.connections)  # warm up
+            rate, p99, errors = load(
+                url, headers, seconds=args.seconds, connections=args.connections
+            )
+            bare_rate = bare_rate or rate
+            print(
+                f"{name:<10} {alone[name]:8.1f} {rate:8.0f} {p99:8.1f} "
+                f"{rate / bare_rate:8.2f} {errors:7d}"
+            )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=40)
+        if database:
+            import psycopg
+
+            with psycopg.connect(args.pg_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
