@@ -346,7 +346,11 @@ def video(request: HttpRequest, task_id: str, sample: int = 1) -> HttpResponse:
         return error(404)
     if not 1 <= sample <= _samples(task):
         return error(404)
-    label = f"SANDBOX · apimart · {task.model}" + (f" · sample {sample}" if sample > 1 else "")
+    label = (
+        f"SANDBOX · apimart · sample {sample}"
+        if sample > 1
+        else f"SANDBOX · apimart · {task.model}"
+    )
     return video_response(request, task, label=label, sample=sample)
 
 

@@ -89,6 +89,14 @@ def extend_refusal(clip: Clip, *, now: datetime | None = None) -> str | None:
             f"{clip.model} videos cannot be extended at {account.label}. Use “Continue from "
             "last frame” instead."
         )
+    if clip.params.get("sample_of") or int(clip.params.get("sample_count") or 1) > 1:
+        # A remix names a task, and which of a several-sample task's videos it would
+        # extend is not documented: nothing is paid for on a guess.
+        return (
+            f"{account.label} made this take in one task together with the other takes, and "
+            "its extension works on a whole task, not one of its videos. Use “Continue from "
+            "last frame” instead."
+        )
     if clip.status != ClipStatus.READY or not clip.has_video or not clip.provider_task_id:
         return "Only a clip that finished successfully can be extended."
     if not ProviderAccount.objects.enabled_for(clip.project).filter(pk=account.pk).exists():

@@ -144,6 +144,15 @@ class ClipForm(forms.Form):
     duration = forms.TypedChoiceField(label="Duration", coerce=int)
     aspect_ratio = forms.ChoiceField(label="Aspect ratio")
     resolution = forms.ChoiceField(label="Resolution")
+    takes = forms.TypedChoiceField(
+        label="Takes",
+        coerce=int,
+        choices=[(n, str(n)) for n in range(1, 5)],
+        initial=1,
+        required=False,
+        empty_value=1,
+        help_text="Versions of this prompt to compare side by side. Each one is paid for.",
+    )
 
     first_frame = forms.FileField(
         label="First frame", required=False, widget=forms.FileInput(attrs={"accept": IMAGE_ACCEPT})
@@ -315,7 +324,13 @@ class ClipForm(forms.Form):
         seconds = int(duration) if duration and str(duration).isdigit() else None
         if seconds not in self.spec.durations:
             seconds = self.spec.default_duration
-        return pricing.estimate_cost(self.account.kind, self.spec.name, seconds)
+        one = pricing.estimate_cost(self.account.kind, self.spec.name, seconds)
+        return one * self.takes_count if one is not None else None
+
+    @property
+    def takes_count(self) -> int:
+        value = self._value("takes")
+        return int(value) if value and str(value) in {"1", "2", "3", "4"} else 1
 
     # --- checking ------------------------------------------------------------------------
 

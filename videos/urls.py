@@ -1,6 +1,6 @@
 from django.urls import path
 
-from videos import chain_views, reconcile_views, settings_views, views
+from videos import chain_views, reconcile_views, settings_views, takes_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -53,6 +53,9 @@ urlpatterns = [
     ),
     path("comments/<int:pk>/resolve/", chain_views.comment_resolve, name="comment-resolve"),
     path("exports/<int:pk>/video.mp4", chain_views.export_video, name="export-video"),
+    # Takes of one request, side by side (videos/takes_views.py).
+    path("takes/<int:pk>/", takes_views.takes_page, name="takes"),
+    path("takes/<int:pk>/pick/", takes_views.take_pick, name="take-pick"),
     path(
         "callbacks/<str:kind>/<int:account_id>/",
         views.provider_callback,

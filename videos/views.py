@@ -10,13 +10,24 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Exists, F, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from videos import files, frames, ledger, permissions, pipeline, pricing, providers, services
+from videos import (
+    files,
+    frames,
+    ledger,
+    permissions,
+    pipeline,
+    pricing,
+    providers,
+    services,
+    takes,
+)
 from videos.conditional import CompiledQuery, unchanged_is_304
 from videos.forms import (
     TRANSPORT_LABELS,
@@ -204,7 +215,23 @@ def clip_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     elif request.method == "POST":
         form = ClipForm(request.POST, request.FILES, accounts=accounts, project=project)
         if form.is_valid():
+            count = form.cleaned_data.get("takes") or 1
             try:
+                if count > 1:
+                    group = takes.create_takes(
+                        project=project,
+                        user=request.user,
+                        account=form.cleaned_data["provider_account"],
+                        model=form.cleaned_data["model"],
+                        prompt=form.cleaned_data["prompt"],
+                        params=form.params(),
+                        frames=form.new_frames,
+                        count=count,
+                    )
+                    target = reverse("takes", args=[group.pk])
+                    if request.htmx:
+                        return HttpResponseClientRedirect(target)
+                    return redirect(target)
                 clip = services.create_clip(
                     project=project,
                     user=request.user,
