@@ -44,6 +44,9 @@ class TaskState:
     error_code: str = ""
     error_message: str = ""
     provider_message: str = ""
+    # Ids a later call needs, kept in the clip's params (NewAPI's remix_id for a retried
+    # extension).
+    facts: dict[str, str] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -60,6 +63,32 @@ class ExtendSpec:
     # "whole": the provider returns source + new part; "new_part": only the new footage.
     returns: str = "whole"
     note: str = ""
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One documented request field a model takes besides prompt, size and frames.
+
+    ``kind``: "int" and "float" (within ``minimum``..``maximum``), "bool" (a tick box; unticked
+    sends ``false`` unless ``only_true``, then nothing), "choice" (``choices``: (value, label)),
+    "text". ``needs_frame``: the provider reads it only with an image (apimart's
+    resize_mode). ``on_extend``: the provider's extension endpoint takes it too.
+    """
+
+    name: str
+    label: str
+    kind: str
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    only_true: bool = False
+    needs_frame: bool = False
+    on_extend: bool = False
+    max_length: int = 0
+    # What the form starts with; None leaves the field empty (nothing sent).
+    default: Any = None
+    step: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,9 +109,21 @@ class ModelSpec:
     max_references: int = 0
     # How images reach the provider: "url", "file" (multipart part), "data_uri", "base64".
     frame_transports: tuple[str, ...] = ("url",)
-    # Prompts the model takes: NewAPI's 15 s models add "prompt_extend".
+    # Prompts the model takes: NewAPI's 15 s models add "prompt_extend"; "negative_prompt"
+    # only where the provider documents it (shown as "Avoid").
     prompts: tuple[str, ...] = ("prompt",)
     extend: ExtendSpec | None = None
+    options: tuple[OptionSpec, ...] = ()
+    # Sound: "always" (the provider adds it), "option" (a generate_audio option), "never",
+    # or "" where the provider does not say.
+    audio: str = ""
+
+    def option(self, name: str) -> OptionSpec | None:
+        return next((option for option in self.options if option.name == name), None)
+
+    @property
+    def extend_options(self) -> tuple[OptionSpec, ...]:
+        return tuple(option for option in self.options if option.on_extend)
 
 
 @dataclass(frozen=True)
