@@ -312,6 +312,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", default="", help="WEB_CONCURRENCY (default: cores)")
     parser.add_argument("--threads", default="", help="WEB_THREADS (default: 4)")
+    parser.add_argument("--only", default="", help="comma-separated pages (bare is kept)")
     parser.add_argument("--seed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:
@@ -369,6 +370,9 @@ def main() -> None:
             ("project", f"{base}/projects/{ids['project']}/", session),
             ("search", f"{base}/projects/{ids['project']}/?q=sunset+lighthouse", session),
         ]
+        if args.only:
+            wanted = {"bare", *args.only.split(",")}
+            targets = [target for target in targets if target[0] in wanted]
         alone = {}
         one = httpx.Client()
         for name, url, headers in targets:

@@ -24,7 +24,9 @@ def production_settings(folder: Path) -> dict[str, str]:
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("SECURE_", "DJANGO_", "SANDBOX", "S3_"))
-        and name not in {"DEBUG", "ALLOWED_HOSTS", "PUBLIC_URL"}
+        # A database and broker of its own (SQLite in the folder): the session's may be a
+        # PostgreSQL test database that only this process can see.
+        and name not in {"DEBUG", "ALLOWED_HOSTS", "PUBLIC_URL", "DATABASE_URL", "REDIS_URL"}
     }
     env.update(
         DEBUG="0",
