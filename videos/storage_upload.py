@@ -193,6 +193,9 @@ class _S3Incoming(Incoming):
         self._part_size = part_size(max_bytes)
         self._buffer = bytearray(self._part_size)
         self._filled = 0
+        # Buffers of parts S3 has taken, refilled for the next parts: MAX_BUFFERED in all,
+        # allocated once (a fresh 8 MiB buffer per part costs page faults all the way).
+        self._spare: list[bytearray] = []
         self._upload_id: str | None = None
         self._parts: list[Future] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -224,12 +227,17 @@ class _S3Incoming(Incoming):
         self._slots.acquire()
         # A full part is handed over as it is; only the last, shorter one is cut (a copy).
         body = self._buffer if self._filled == self._part_size else self._buffer[: self._filled]
-        number = len(self._parts) + 1
+        number, sent = len(self._parts) + 1, self._buffer
         future = self._pool.submit(self._upload_part, number, body)
-        future.add_done_callback(lambda _: self._slots.release())
+        future.add_done_callback(lambda _: self._recycle(sent))
         self._parts.append(future)
-        self._buffer = bytearray(self._part_size)
+        self._buffer = self._spare.pop() if self._spare else bytearray(self._part_size)
         self._filled = 0
+
+    def _recycle(self, buffer: bytearray) -> None:
+        # Spare first, then the slot: whoever takes the slot finds a buffer to fill.
+        self._spare.append(buffer)
+        self._slots.release()
 
     def _upload_part(self, number: int, body: bytearray) -> dict:
         answer = self._client.upload_part(
@@ -265,7 +273,7 @@ class _S3Incoming(Incoming):
         )
         self._upload_id = None
         self._shut_pool()
-        self._buffer = bytearray()
+        self._buffer, self._spare = bytearray(), []
         self._parts = []
         self._finished = True
         self._staged = True

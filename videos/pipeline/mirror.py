@@ -245,12 +245,8 @@ def mirror_clip(*, clip_id: int) -> None:
     if not clip.result_url:
         clip.mark_failed(code="bad_link", message="The provider gave no link to the video.")
         return
-    try:
-        # What a run killed mid-upload left (an unfinished multipart upload, a part file).
-        storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}", older_than=_leftover_age())
-    except (BotoCoreError, ClientError, OSError):
-        # Storage trouble: the try below meets it too, and counts it.
-        log.warning("clip %s: leftovers not swept", clip.pk, exc_info=True)
+    if clip.mirror_attempts:
+        _sweep(clip)
     stop_at = time.monotonic() + _task_seconds()
     failure: Transient | None = None
     while True:
@@ -301,6 +297,15 @@ def mirror_clip(*, clip_id: int) -> None:
         if time.monotonic() + wait > stop_at:
             return  # out of this task's time: the safety net queues the clip again later
         time.sleep(wait)
+
+
+def _sweep(clip: Clip) -> None:
+    """Remove what an earlier run killed mid-upload left (an unfinished upload, a file)."""
+    try:
+        storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}", older_than=_leftover_age())
+    except (BotoCoreError, ClientError, OSError):
+        # Storage trouble: the try that follows meets it too, and counts it.
+        log.warning("clip %s: leftovers not swept", clip.pk, exc_info=True)
 
 
 def _record(clip: Clip, mirrored: Mirrored) -> None:
