@@ -25,6 +25,12 @@ class Action:
     MEMBER_REMOVED = "member.removed"
     MEMBER_ROLE_CHANGED = "member.role_changed"
     BUDGET_CHANGED = "budget.changed"
+    REVIEW_LINK_CREATED = "review_link.created"
+    REVIEW_LINK_REVOKED = "review_link.revoked"
+    # A guest's (actor empty, detail["guest"] holds the name they typed).
+    REVIEW_LINK_PASSCODE_FAILED = "review_link.passcode_failed"
+    GUEST_COMMENTED = "review_link.guest_commented"
+    GUEST_DECIDED = "review_link.guest_decided"
 
 
 # What the audit page says for each action.
@@ -41,6 +47,11 @@ LABELS = {
     Action.MEMBER_REMOVED: "removed a member",
     Action.MEMBER_ROLE_CHANGED: "changed a member's role",
     Action.BUDGET_CHANGED: "changed a budget",
+    Action.REVIEW_LINK_CREATED: "made a review link",
+    Action.REVIEW_LINK_REVOKED: "revoked a review link",
+    Action.REVIEW_LINK_PASSCODE_FAILED: "tried a wrong passcode on a review link",
+    Action.GUEST_COMMENTED: "commented through a review link",
+    Action.GUEST_DECIDED: "decided through a review link",
 }
 
 

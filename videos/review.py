@@ -43,7 +43,7 @@ def _where(clip: Clip, scope: str) -> str:
     return f"the chain of clip {clip.pk}" if scope == CommentScope.CHAIN else f"clip {clip.pk}"
 
 
-def _excerpt(body: str) -> str:
+def excerpt(body: str) -> str:
     body = " ".join(body.split())
     return body if len(body) <= 90 else body[:89] + "…"
 
@@ -82,7 +82,7 @@ def add_comment(
             verb="replied" if reply_to else "commented",
             clip=clip,
             summary=f"{'replied' if reply_to else 'commented'} on {_where(clip, scope)}{at}: "
-            f"“{_excerpt(body)}”",
+            f"“{excerpt(body)}”",
         )
     return comment
 
@@ -101,7 +101,7 @@ def resolve(*, comment: Comment, user, resolved: bool = True) -> None:
         verb="resolved" if resolved else "reopened",
         clip=thread.clip,
         summary=f"{'resolved' if resolved else 'reopened'} a comment on "
-        f"{_where(thread.clip, thread.scope)}: “{_excerpt(thread.body)}”",
+        f"{_where(thread.clip, thread.scope)}: “{excerpt(thread.body)}”",
     )
 
 
@@ -118,7 +118,7 @@ def decide(*, clip: Clip, user, verdict: str, scope: str = CommentScope.CLIP, no
             actor=user,
             verb="approved" if verdict == Verdict.APPROVED else "requested changes",
             clip=clip,
-            summary=f"{words} {_where(clip, scope)}" + (f": “{_excerpt(note)}”" if note else ""),
+            summary=f"{words} {_where(clip, scope)}" + (f": “{excerpt(note)}”" if note else ""),
         )
     return decision
 
@@ -133,7 +133,7 @@ def threads(clip: Clip, scope: str) -> list[Comment]:
     """
     comments = list(
         Comment.objects.filter(clip=clip, scope=scope)
-        .select_related("author", "resolved_by")
+        .select_related("author", "resolved_by", "review_link")
         .order_by("created_at", "pk")
     )
     replies: dict[int, list[Comment]] = {}
@@ -148,14 +148,18 @@ def threads(clip: Clip, scope: str) -> list[Comment]:
 
 
 def verdicts(clip: Clip, scope: str) -> list[Decision]:
-    """Each member's latest decision, newest first: a later decision replaces an earlier one."""
-    latest: dict[int, Decision] = {}
+    """Each person's latest decision, newest first: a later decision replaces an earlier one.
+
+    A guest (no user, a review link) is one person per link and typed name.
+    """
+    latest: dict[object, Decision] = {}
     for decision in (
         Decision.objects.filter(clip=clip, scope=scope)
         .select_related("user")
         .order_by("-created_at", "-pk")
     ):
-        latest.setdefault(decision.user_id, decision)
+        who = decision.user_id or ("guest", decision.review_link_id, decision.guest_name.casefold())
+        latest.setdefault(who, decision)
     return list(latest.values())
 
 
@@ -177,7 +181,9 @@ def project_feed(project: Project, *, limit: int = FEED_LENGTH) -> list[FeedItem
     items = [
         FeedItem(
             at=activity.created_at,
-            actor=activity.actor.get_username() if activity.actor else "Someone",
+            actor=activity.actor.get_username()
+            if activity.actor
+            else ("Guest" if activity.verb.startswith("guest") else "Someone"),
             summary=activity.summary,
             verb=activity.verb,
             clip_id=activity.clip_id,
@@ -199,7 +205,7 @@ def project_feed(project: Project, *, limit: int = FEED_LENGTH) -> list[FeedItem
                 at=clip.created_at,
                 actor=clip.created_by.get_username() if clip.created_by else "Someone",
                 summary=f"generated clip {clip.pk} at {clip.provider_account.label} "
-                f"({clip.model}): “{_excerpt(clip.prompt)}”",
+                f"({clip.model}): “{excerpt(clip.prompt)}”",
                 verb="generated",
                 clip_id=clip.pk,
             )

@@ -1,6 +1,14 @@
 from django.urls import path
 
-from videos import chain_views, reconcile_views, settings_views, takes_views, views
+from videos import (
+    chain_views,
+    guest_views,
+    reconcile_views,
+    review_link_views,
+    settings_views,
+    takes_views,
+    views,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -56,6 +64,27 @@ urlpatterns = [
     # Takes of one request, side by side (videos/takes_views.py).
     path("takes/<int:pk>/", takes_views.takes_page, name="takes"),
     path("takes/<int:pk>/pick/", takes_views.take_pick, name="take-pick"),
+    # Review links: made by admins (videos/review_link_views.py), opened by guests
+    # (videos/guest_views.py), who reach everything by the link's token.
+    path("clips/<int:pk>/share/", review_link_views.clip_share, name="clip-share"),
+    path(
+        "review-links/<int:pk>/revoke/",
+        review_link_views.review_link_revoke,
+        name="review-link-revoke",
+    ),
+    path("review/<str:token>/", guest_views.guest_page, name="guest"),
+    path("review/<str:token>/comments/", guest_views.guest_comment, name="guest-comment"),
+    path("review/<str:token>/decisions/", guest_views.guest_decide, name="guest-decide"),
+    path(
+        "review/<str:token>/clips/<int:clip_id>/video.mp4",
+        guest_views.guest_video,
+        name="guest-video",
+    ),
+    path(
+        "review/<str:token>/clips/<int:clip_id>/poster.jpg",
+        guest_views.guest_poster,
+        name="guest-poster",
+    ),
     path(
         "callbacks/<str:kind>/<int:account_id>/",
         views.provider_callback,
