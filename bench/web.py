@@ -267,7 +267,10 @@ def with_wrk(url: str, headers: dict[str, str], *, seconds: int, connections: in
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, float(p99[1]) * UNITS[p99[2]], int(errors[1]) if errors else 0
+    # Requests still unanswered after wrk's 2 s count as errors too.
+    timeouts = re.search(r"Socket errors:.*timeout (\d+)", out)
+    failed = (int(errors[1]) if errors else 0) + (int(timeouts[1]) if timeouts else 0)
+    return rate, float(p99[1]) * UNITS[p99[2]], failed
 
 
 def with_threads(url: str, headers: dict[str, str], *, seconds: int, connections: int):
