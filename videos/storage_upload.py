@@ -26,7 +26,6 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -45,8 +44,6 @@ UPLOAD_THREADS = MAX_BUFFERED - 1
 INCOMING = "incoming"
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int], None]
 
 
 class TooLarge(ValueError):
