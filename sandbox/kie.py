@@ -41,6 +41,8 @@ GENERATION_SECONDS = 8
 # Google's Veo extension: +7 s per hop, up to 148 s (PROVIDERS.md, "Facts").
 EXTEND_SECONDS = 7
 MAX_TOTAL_SECONDS = 148
+# An extension's stitched whole (fullResultUrls) is a task of its own: the extension's id + this.
+FULL_SUFFIX = "-full"
 CALLBACK_COPIES = 2  # "sent once or more": the twin always sends a duplicate.
 CALLBACK_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 # Sandbox rule, not kie's: the twin calls back only to the studio it runs in.
@@ -164,10 +166,10 @@ def _succeeded(task: SandboxTask) -> bool:
     return task.fraction_done >= 1.0 and task.fault not in {"never", "fail"}
 
 
-def _create(http_request: HttpRequest, /, **fields: Any) -> SandboxTask:
+def _create(http_request: HttpRequest, /, task_id: str = "", **fields: Any) -> SandboxTask:
     task = SandboxTask.objects.create(
         provider=PROVIDER,
-        task_id=_new_task_id(),
+        task_id=task_id or _new_task_id(),
         run_seconds=settings.SANDBOX_TASK_SECONDS,
         **fields,
     )
@@ -252,29 +254,61 @@ def extend(request: HttpRequest) -> HttpResponse:
     # Seed: "生成1080P之后的视频不能扩展".
     if SandboxTask.objects.filter(provider=PROVIDER, kind="hd1080", source=parent).exists():
         return answer(422, HD_NOT_EXTENDABLE)
-    if parent.seconds + EXTEND_SECONDS > MAX_TOTAL_SECONDS:
-        return answer(422, f"The video cannot be extended beyond {MAX_TOTAL_SECONDS} seconds")
-    # The result is the whole video (source + new part). Its scene comes from the chain's
-    # first generation, so every hop looks like the same shot carrying on.
+    # The chain's first generation: every hop takes its scene, so it looks like one shot.
     root = parent.source if parent.kind == "extend" and parent.source else parent
+    total = _total_seconds(parent, root) + EXTEND_SECONDS
+    if total > MAX_TOTAL_SECONDS:
+        return answer(422, f"The video cannot be extended beyond {MAX_TOTAL_SECONDS} seconds")
+    # kie's extend page: resultUrls is "the newly generated continuation clip (720p) that
+    # starts from the last frame of the source video"; the callback adds fullResultUrls,
+    # the source and the continuation stitched together (a task row of its own here).
+    task_id = _new_task_id()
+    SandboxTask.objects.create(
+        provider=PROVIDER,
+        task_id=f"{task_id}{FULL_SUFFIX}",
+        kind="extend-full",
+        api_key_hint=key[-4:],
+        model=parent.model,
+        prompt=body["prompt"],
+        seconds=total,
+        width=parent.width,
+        height=parent.height,
+        source=root,
+        start_at=root.start_at,
+        run_seconds=settings.SANDBOX_TASK_SECONDS,
+    )
     task = _create(
         request,
+        task_id=task_id,
         kind="extend",
         api_key_hint=key[-4:],
         request=body,
         model=parent.model,
         prompt=body["prompt"],
-        seconds=parent.seconds + EXTEND_SECONDS,
+        seconds=EXTEND_SECONDS,
         width=parent.width,
         height=parent.height,
         source=root,
-        start_at=root.start_at,
+        start_at=parent.start_at + parent.seconds,
         fault=fault if fault in faults.TASK_FAULTS else "",
     )
     inputs.keep(task, request=request, texts=(body["prompt"],))
     if fault == "timeout":
         time.sleep(settings.SANDBOX_TIMEOUT_SECONDS)
     return answer(200, "success", {"taskId": task.task_id})
+
+
+def _total_seconds(task: SandboxTask, root: SandboxTask) -> float:
+    """How long the chain is up to the end of ``task`` (a continuation counts from its root)."""
+    return task.start_at - root.start_at + task.seconds
+
+
+def _info(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
+    url = _video_url(request, task.task_id)
+    info: dict[str, Any] = {"resultUrls": [url], "originUrls": [url], "resolution": "720p"}
+    if task.kind == "extend":
+        info["fullResultUrls"] = [_video_url(request, f"{task.task_id}{FULL_SUFFIX}")]
+    return info
 
 
 def _kie_time(moment: datetime) -> str:
@@ -299,16 +333,7 @@ def _record(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
     if task.fault == "fail":
         data.update(successFlag=3, errorCode=501, errorMessage=FAILED_UPSTREAM)
         return data
-    url = _video_url(request, task.task_id)
-    data.update(
-        successFlag=1,
-        response={
-            "taskId": task.task_id,
-            "resultUrls": [url],
-            "originUrls": [url],
-            "resolution": "720p",
-        },
-    )
+    data.update(successFlag=1, response={"taskId": task.task_id, **_info(request, task)})
     return data
 
 
@@ -394,15 +419,10 @@ def _callback_body(request: HttpRequest, task: SandboxTask) -> dict[str, Any]:
             "msg": FAILED_UPSTREAM,
             "data": {"taskId": task.task_id, "info": None, "fallbackFlag": False},
         }
-    url = _video_url(request, task.task_id)
     return {
         "code": 200,
         "msg": "Veo3.1 video generated successfully.",
-        "data": {
-            "taskId": task.task_id,
-            "info": {"resultUrls": [url], "originUrls": [url], "resolution": "720p"},
-            "fallbackFlag": False,
-        },
+        "data": {"taskId": task.task_id, "info": _info(request, task), "fallbackFlag": False},
     }
 
 

@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from sandbox import faults, inputs
-from sandbox.common import bearer_key
+from sandbox.common import bearer_key, json_object
 from sandbox.models import SandboxTask
 from sandbox.render import frame_size
 from sandbox.videos import ensure_video, video_path, video_response
@@ -173,6 +173,96 @@ def videos(request: HttpRequest) -> HttpResponse:
             "model": task.model,
             "status": "queued",
             "progress": 0,
+            "created_at": int(task.created_at.timestamp()),
+        }
+    )
+
+
+@csrf_exempt
+@require_POST
+def remix(request: HttpRequest, remix_id: str) -> HttpResponse:
+    """Retry the extension of a first part by hand (seed: remix_id "可用于手动二创重试").
+
+    The gateway's remix, in OpenAI's video shape: ``POST /v1/videos/{remix_id}/remix``
+    with a JSON ``prompt`` (and ``model``); the new task is followed at /v1/videos/{id} and
+    its video is the first 8 s and the new 7 s, 15 s in all.
+    """
+    key = bearer_key(request)
+    if key is None:
+        return error(401)
+    body = json_object(request)
+    if body is None:
+        return error(400, "The remix body must be a JSON object")
+    first = SandboxTask.objects.filter(provider=PROVIDER, kind="remix-first", task_id=remix_id)
+    first = first.first()
+    original = SandboxTask.objects.filter(
+        provider=PROVIDER, kind=KIND, request__ids__remix_id=remix_id
+    ).first()
+    if first is None or original is None:
+        return error(404, "Video not found")
+    usable = original.fault == "extend_failed" and original.fraction_done >= EXTEND_FAILS_AT
+    if not (usable or (not original.fault and original.fraction_done >= 1.0)):
+        return error(400, "The video to remix is not finished")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return error(400, "prompt is required")
+    model = body.get("model", first.model)
+    if model != first.model:
+        return error(400, f"model must be the first video's model ({first.model})")
+    fault = faults.requested(request, prompt)
+    if (code := faults.status_code(fault)) is not None:
+        return error(code)
+    shared = {
+        "provider": PROVIDER,
+        "api_key_hint": key[-4:],
+        "width": first.width,
+        "height": first.height,
+    }
+    extension = SandboxTask.objects.create(
+        task_id=f"video_{uuid.uuid4()}",
+        kind="remix-extend",
+        model=model,
+        prompt=prompt,
+        seconds=EXTEND_SECONDS,
+        source=first,
+        start_at=FIRST_SECONDS,
+        **shared,
+    )
+    ids = {
+        "middleware": _task_id(),
+        "remix_id": first.task_id,
+        "remix_id_extend": extension.task_id,
+    }
+    received = {
+        "content_type": request.content_type,
+        "model": model,
+        "prompt": original.request.get("prompt", ""),
+        "prompt_extend": prompt,
+        "remix_of": remix_id,
+        "body": body,
+        "input_reference": [],
+    }
+    task = SandboxTask.objects.create(
+        task_id=_task_id(),
+        kind=KIND,
+        request={**received, "ids": ids},
+        model=model,
+        prompt=prompt,
+        seconds=FIRST_SECONDS + EXTEND_SECONDS,
+        run_seconds=settings.SANDBOX_TASK_SECONDS,
+        fault=fault if fault in faults.TASK_FAULTS | {"policy"} else "",
+        **shared,
+    )
+    inputs.keep(extension, request=request, texts=(prompt,))
+    return JsonResponse(
+        {
+            "id": task.task_id,
+            "task_id": task.task_id,
+            "object": "video",
+            "model": model,
+            "status": "queued",
+            "progress": 0,
+            "remixed_from_video_id": remix_id,
             "created_at": int(task.created_at.timestamp()),
         }
     )
@@ -446,6 +536,7 @@ urlpatterns = [
     path("v1/videos", videos, name="newapi-videos"),
     path("v1/videos/<str:task_id>", video_task, name="newapi-video-task"),
     path("v1/videos/<str:middleware_id>/content", content, name="newapi-content"),
+    path("v1/videos/<str:remix_id>/remix", remix, name="newapi-remix"),
     path("extend/<str:task_id>.mp4", extend_file, name="newapi-extend-file"),
     path("video/<str:remix_id>", first_file, name="newapi-first-file"),
 ]

@@ -156,12 +156,14 @@ def render_mp4(
     first_frame: Image.Image | None = None,
     last_frame: Image.Image | None = None,
     effects: Collection[str] = (),
+    sound: bool = False,
 ) -> Path:
     """Write an H.264 MP4 of exactly ``seconds`` to ``path`` (atomically).
 
     With ``first_frame`` the video starts from that picture (and ends on ``last_frame`` when
     given); otherwise it draws a scene from the prompt. ``effects`` are the sandbox's render
-    faults (sandbox/faults.py): ``drift`` and ``blur_end``.
+    faults (sandbox/faults.py): ``drift`` and ``blur_end``. ``sound`` adds an AAC track (a
+    soft tone whose pitch follows the scene), as providers whose models make sound do.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +211,8 @@ def render_mp4(
             )
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = Fraction(1, fps)
+            # Every stream is added before the first packet (the header names them all).
+            audio = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo") if sound else None
             radius = unit * 2
             for index in range(frames):
                 t = start_at + index / fps
@@ -251,8 +255,31 @@ def render_mp4(
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+            if audio is not None:
+                _add_tone(container, audio, seconds=frames / fps, scene=scene, start_at=start_at)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+AUDIO_RATE = 48000
+AUDIO_FRAME = 1024
+
+
+def _add_tone(container, stream, *, seconds: float, scene: str, start_at: float) -> None:
+    """A quiet stereo tone for ``seconds``, continuing in phase from ``start_at``."""
+    pitch = 220 + hashlib.sha256(scene.encode()).digest()[1]
+    total = round(seconds * AUDIO_RATE)
+    for first in range(0, total, AUDIO_FRAME):
+        count = min(AUDIO_FRAME, total - first)
+        t = start_at + (first + np.arange(count)) / AUDIO_RATE
+        wave = (0.12 * np.sin(2 * np.pi * pitch * t)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = first
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)

@@ -35,8 +35,21 @@ def ensure_video(task: SandboxTask, *, label: str, sample: int = 1) -> Path:
             first_frame=given.first_frame,
             last_frame=given.last_frame,
             effects=given.effects,
+            sound=has_sound(task),
         )
     return path
+
+
+def has_sound(task: SandboxTask) -> bool:
+    """Whether the provider's model makes sound for this task: kie's Veo always does
+    ("音频轨道": background audio by default); apimart when asked (generate_audio, carried
+    by a remix from its source); the Kling V1 models and the NewAPI twin make none."""
+    if task.provider == "kie":
+        return True
+    if task.provider == "apimart":
+        asked = task.source.request if task.source else task.request
+        return asked.get("generate_audio") is True
+    return False
 
 
 def video_response(

@@ -90,7 +90,7 @@ def test_apimart_remix_is_refused_for_a_clip_that_is_not_eight_seconds(
     assert not SandboxTask.objects.exists()
 
 
-def test_kie_extend_returns_the_whole_video_and_the_timeline_plays_only_the_new_part(
+def test_kie_extend_returns_the_continuation_and_the_timeline_plays_it_after_the_source(
     client, user, project, live_server, sandbox_account, drain_queue
 ):
     account = sandbox_account("kie")
@@ -106,9 +106,10 @@ def test_kie_extend_returns_the_whole_video_and_the_timeline_plays_only_the_new_
     client.force_login(user)
     take = finish(drain_queue, extend(client, root, prompt="The rain stops"))
     assert take.status == ClipStatus.READY, take.error_message
-    assert take.duration_seconds == pytest.approx(15, abs=0.05)
-    assert take.new_from_seconds == pytest.approx(8, abs=0.05)
-    assert take.timeline_range() == (pytest.approx(8, abs=0.05), pytest.approx(15, abs=0.05))
+    # kie's resultUrls: the new 7 s alone, from the source's last frame (current docs).
+    assert take.duration_seconds == pytest.approx(7, abs=0.05)
+    assert take.new_from_seconds == 0
+    assert take.timeline_range() == (0, pytest.approx(7, abs=0.05))
     sent = SandboxTask.objects.get(provider="kie", kind="extend")
     assert sent.request["taskId"] == root.provider_task_id
     assert lengths(root) == [pytest.approx(8, abs=0.05), pytest.approx(7, abs=0.05)]

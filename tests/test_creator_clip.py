@@ -209,7 +209,8 @@ def test_without_a_unit_price_the_providers_own_figure_is_shown_with_its_unit(cl
     )
     client.force_login(user)
     html = client.get(f"/clips/{clip.pk}/").content.decode()
-    assert "cost 12.5 credits" in html
+    # Never silently a dollar: the unit is named and its missing price said.
+    assert "cost 12.5 kie credits (no USD price per unit is set)" in html
     assert "No price set" in html
 
 

@@ -436,7 +436,7 @@ def test_the_estimate_comes_from_the_price_table_and_is_saved(client, user, proj
         {"provider_account": account.pk, "model": "veo3.1-fast-official", "duration": "4"},
         headers={"HX-Request": "true", "HX-Target": "clip-estimate"},
     ).content.decode()
-    assert fragment.strip().startswith('<p id="clip-estimate"')
+    assert fragment.strip().startswith('<div id="clip-estimate"')
     assert "$0.70" in fragment
     client.post(
         f"/projects/{project.pk}/clips/new/",

@@ -453,7 +453,9 @@ def test_generate_becomes_an_eight_second_mp4(kie_client, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_extending_a_finished_video_gives_the_whole_longer_video(kie_client, tmp_path):
+def test_extending_gives_the_continuation_and_the_stitched_whole_apart(kie_client, tmp_path):
+    # kie's extend page: resultUrls is the continuation from the source's last frame; the
+    # source and the continuation stitched together come as fullResultUrls.
     source_id = kie_client.submit(
         GenerationRequest("veo3", "A dog runs in a park", params={"aspect_ratio": "9:16"})
     )
@@ -467,12 +469,14 @@ def test_extending_a_finished_video_gives_the_whole_longer_video(kie_client, tmp
     state = _finish(kie_client, extension_id)
     assert state.state is State.SUCCEEDED
     info = _probe(state.video_url, tmp_path, "extended.mp4")
-    assert info.duration == pytest.approx(15.0, abs=0.05)
+    assert info.duration == pytest.approx(7.0, abs=0.05)
     assert info.height > info.width
+    full = state.raw["data"]["response"]["fullResultUrls"][0]
+    assert _probe(full, tmp_path, "whole.mp4").duration == pytest.approx(15.0, abs=0.05)
     extension = SandboxTask.objects.get(task_id=extension_id)
-    # The counter runs on from the source's own start through the new seven seconds.
+    # The counter runs on from where the source ended.
     assert extension.source.task_id == source_id
-    assert extension.start_at == 0
+    assert extension.start_at == 8
 
 
 @pytest.mark.django_db(transaction=True)

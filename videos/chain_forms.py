@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from videos import chains
+from videos import chains, options, providers
 from videos.models import Clip, CommentScope, ProviderAccount, ProviderKind, Verdict
 from videos.providers import ModelSpec
 
@@ -41,6 +41,17 @@ class ExtendForm(forms.Form):
             del self.fields["raw"]
         if kind != ProviderKind.KLING:
             del self.fields["negative_prompt"]
+        # The extension endpoint's own documented fields (kie: seeds, watermark; Kling:
+        # cfg_scale), each with the provider's rules.
+        spec = providers.model_spec(kind, source.model)
+        self.extend_options = spec.extend_options if spec else ()
+        options.add_fields(self, self.extend_options, initial=self.initial)
+
+    def option_fields(self) -> list:
+        return [self[option.name] for option in self.extend_options]
+
+    def option_params(self) -> dict:
+        return options.params_from(self.extend_options, self.cleaned_data, has_frame=False)
 
     def clean(self):
         cleaned = super().clean()

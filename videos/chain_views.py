@@ -20,7 +20,7 @@ from django_htmx.middleware import HtmxDetails
 from videos import chains, files, review, seams
 from videos.chain_forms import CommentForm, ContinueForm, DecisionForm, ExtendForm, ResolveForm
 from videos.ledger import BudgetExceeded
-from videos.models import ChainExport, Clip, Comment, CommentScope, Project
+from videos.models import ChainExport, Clip, ClipKind, Comment, CommentScope, Project
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -83,7 +83,12 @@ def clip_panel(*, user, clip: Clip, overrides: dict | None = None) -> dict:
     siblings = (
         []
         if clip.parent_id is None
-        else list(Clip.objects.filter(parent_id=clip.parent_id).order_by("created_at", "pk"))
+        else list(
+            # A 1080p version is its parent's footage again, not a take.
+            Clip.objects.filter(parent_id=clip.parent_id)
+            .exclude(kind=ClipKind.UPSCALE)
+            .order_by("created_at", "pk")
+        )
     )
     return {
         "line": line,
@@ -250,6 +255,7 @@ def clip_extend(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 prompt=form.cleaned_data["prompt"],
                 raw=form.cleaned_data.get("raw", False),
                 negative_prompt=form.cleaned_data.get("negative_prompt", ""),
+                options=form.option_params(),
             )
         except (chains.ChainError, BudgetExceeded) as exc:
             form.add_error(None, getattr(exc, "message", str(exc)))

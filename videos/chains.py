@@ -112,12 +112,18 @@ def extend_refusal(clip: Clip, *, now: datetime | None = None) -> str | None:
             )
     elif kind == ProviderKind.KIE:
         # The studio asks kie for 720p; a 1080p result can only come from elsewhere (an
-        # imported clip, a 1080p upgrade), and its size says so.
+        # imported clip, a 1080p version), and its size says so. Seed: "生成1080P之后的视频不能
+        # 扩展", so once its 1080p version was asked for, the 720p clip cannot be either.
         is_1080p = min(clip.width or 0, clip.height or 0) >= 1080
-        if str(clip.params.get("resolution", "")).lower() == "1080p" or is_1080p:
+        if (
+            clip.kind == ClipKind.UPSCALE
+            or str(clip.params.get("resolution", "")).lower() == "1080p"
+            or is_1080p
+            or has_1080p_version(clip)
+        ):
             return (
-                "kie cannot extend a video once its 1080p version has been made. Extend a "
-                "720p clip, or use “Continue from last frame”."
+                "kie cannot extend a video once its 1080p version has been made. Use "
+                "“Continue from last frame” instead."
             )
     elif kind == ProviderKind.KLING:
         adds = KLING_MOST_ADDED_SECONDS
@@ -156,18 +162,38 @@ def extend_offer(clip: Clip) -> ExtendOffer | None:
     )
 
 
+def has_1080p_version(clip: Clip) -> bool:
+    """kie was asked for this clip's 1080p version (a refusal before sending does not count)."""
+    return (
+        clip.children.filter(kind=ClipKind.UPSCALE)
+        .exclude(status__in=(ClipStatus.FAILED, ClipStatus.CANCELLED), provider_task_id="")
+        .exists()
+    )
+
+
 def extend_clip(
-    *, source: Clip, user, prompt: str, raw: bool = False, negative_prompt: str = ""
+    *,
+    source: Clip,
+    user,
+    prompt: str,
+    raw: bool = False,
+    negative_prompt: str = "",
+    options: dict | None = None,
 ) -> Clip:
-    """A new take after ``source``, made by the provider's own extension endpoint."""
+    """A new take after ``source``, made by the provider's own extension endpoint.
+
+    ``options``: the extension endpoint's own fields (``ModelSpec.extend_options``: kie's
+    seeds and watermark, Kling's cfg_scale), already checked by the form.
+    """
     refusal = extend_refusal(source)
     if refusal:
         raise ChainError(refusal)
     spec = _spec(source)
     assert spec is not None and spec.extend is not None
     kind = source.provider_account.kind
-    # Only apimart's raw remix returns the new part alone; otherwise the new footage starts
-    # where the source ends, and the timeline skips what came before.
+    # apimart's raw remix and kie (its resultUrls: the continuation alone) return only the
+    # new part; otherwise the new footage starts where the source ends, and the timeline
+    # skips what came before.
     whole = spec.extend.returns == "whole" and not (kind == ProviderKind.APIMART and raw)
     params: dict = {
         "duration": round(
@@ -175,11 +201,15 @@ def extend_clip(
         ),
         "aspect_ratio": source.params.get("aspect_ratio", ""),
         "resolution": source.params.get("resolution", ""),
+        # How long the source was: the timeline tells a stitched whole from a new part by it.
+        "source_seconds": source.duration_seconds or 0.0,
     }
     if kind == ProviderKind.APIMART:
         params["raw"] = bool(raw)
     if negative_prompt:
         params["negative_prompt"] = negative_prompt
+    allowed = {option.name for option in spec.extend_options}
+    params.update({k: v for k, v in (options or {}).items() if k in allowed})
     with transaction.atomic():
         clip = services.create_clip(
             project=source.project,
@@ -201,6 +231,61 @@ def extend_clip(
             verb="extended",
             clip=clip,
             summary=f"extended clip {source.pk} at {source.provider_account.label}",
+        )
+    return clip
+
+
+# --- NewAPI: retrying a failed extension --------------------------------------------------
+
+
+def retry_extension_refusal(clip: Clip) -> str | None:
+    """Why this clip's failed extension cannot be retried at NewAPI, or None when it can.
+
+    Only NewAPI's partial results qualify: the 8 s were made and the 7 s extension failed
+    (``extend_failed``); the seed's remix_id names the 8 s for a retry.
+    """
+    if clip.provider_account.kind != ProviderKind.NEWAPI or clip.status != ClipStatus.PARTIAL:
+        return "Only a NewAPI clip whose extension failed can have its extension retried."
+    if not clip.params.get("remix_id"):
+        return "NewAPI did not report the first part's id, so its extension cannot be retried."
+    if not clip.has_video:
+        return "The first 8 s are not saved yet; retry the extension once they are."
+    account = clip.provider_account
+    if not ProviderAccount.objects.enabled_for(clip.project).filter(pk=account.pk).exists():
+        return f"The {account.label} account is no longer open to this project."
+    return None
+
+
+def retry_extension(*, source: Clip, user, prompt: str) -> Clip:
+    """A new take after a partial NewAPI clip: its 7 s extension asked for again (remix)."""
+    refusal = retry_extension_refusal(source)
+    if refusal:
+        raise ChainError(refusal)
+    with transaction.atomic():
+        clip = services.create_clip(
+            project=source.project,
+            user=user,
+            account=source.provider_account,
+            model=source.model,
+            prompt=prompt,
+            params={
+                "duration": 7,
+                "aspect_ratio": source.params.get("aspect_ratio", ""),
+                "resolution": source.params.get("resolution", ""),
+                "source_seconds": source.duration_seconds or 0.0,
+            },
+            parent=source,
+            kind=ClipKind.EXTEND,
+        )
+        # The remix answers with the whole 15 s: the new footage starts after the 8 s.
+        clip.new_from_seconds = source.duration_seconds or 0.0
+        clip.save(update_fields=["new_from_seconds"])
+        review.record(
+            project=source.project,
+            actor=user,
+            verb="extended",
+            clip=clip,
+            summary=f"retried the extension of clip {source.pk} at {source.provider_account.label}",
         )
     return clip
 
@@ -416,7 +501,8 @@ def main_take(takes: list[Clip]) -> Clip | None:
 
 def _children_of(clips) -> dict[int, list[Clip]]:
     children: dict[int, list[Clip]] = defaultdict(list)
-    for clip in clips.order_by("created_at", "pk"):
+    # A 1080p version is the same footage as its parent: never a take or a segment.
+    for clip in clips.exclude(kind=ClipKind.UPSCALE).order_by("created_at", "pk"):
         children[clip.parent_id].append(clip)
     return children
 
@@ -463,7 +549,9 @@ def project_chains(project, *, page: int | str = 1, per_page: int = CHAINS_PER_P
     roots = Clip.objects.filter(
         project=project,
         parent__isnull=True,
-        pk__in=Clip.objects.filter(project=project, root__isnull=False).values("root"),
+        pk__in=Clip.objects.filter(project=project, root__isnull=False)
+        .exclude(kind=ClipKind.UPSCALE)
+        .values("root"),
     ).order_by("-created_at", "-pk")
     chains = Paginator(roots, per_page).get_page(page)
     children = _children_of(Clip.objects.filter(root__in=[root.pk for root in chains]))

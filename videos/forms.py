@@ -9,7 +9,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Q
 from django.forms.utils import ErrorDict
 
-from videos import frames, pricing, providers, search
+from videos import frames, options, pricing, providers, search
 from videos.frames import FrameError, NewFrame
 from videos.models import Clip, ClipStatus, Frame, Project, ProviderAccount
 
@@ -178,6 +178,8 @@ class ClipForm(forms.Form):
         required=False,
         help_text="How your images reach the provider. The preselected way is the most reliable.",
     )
+    # Which options the form showed, so a redraw tells an unticked box from a new one.
+    options_shown = forms.CharField(required=False, widget=forms.HiddenInput)
     # "Use as template": the clip whose stored frames are offered again, and those kept.
     from_clip = IdField()
     keep_frames = ModelMultipleIdField(
@@ -203,11 +205,17 @@ class ClipForm(forms.Form):
         self.spec = spec
         if spec is None or "prompt_extend" not in spec.prompts:
             del self.fields["prompt_extend"]
+        if spec is None or "negative_prompt" not in spec.prompts:
+            # Offered only where the provider documents it: otherwise it would be dropped.
+            del self.fields["negative_prompt"]
         self._setup_frames(spec, project)
         if spec is None:
             for name in ("duration", "aspect_ratio", "resolution"):
                 self.fields[name].choices = []
             return
+        shown = str(self.initial.get("options_shown") or "").split(",")
+        options.add_fields(self, spec.options, initial=self.initial, shown=shown)
+        self.initial["options_shown"] = ",".join(option.name for option in spec.options)
         self.fields["resolution"].label = spec.resolution_label
         self.fields["duration"].choices = [(d, f"{d} s") for d in spec.durations]
         self.fields["aspect_ratio"].choices = [(a, a) for a in spec.aspect_ratios]
@@ -257,6 +265,16 @@ class ClipForm(forms.Form):
                 self.template_frames = frames.ordered(
                     Frame.objects.filter(clip__project=project, clip_id=template_id)
                 )
+
+    def option_fields(self) -> list:
+        """The chosen model's own options, as bound fields, in the provider's order."""
+        return [self[option.name] for option in self.spec.options] if self.spec else []
+
+    @property
+    def sound(self) -> str:
+        return {"always": "This model makes sound.", "never": "This model makes no sound."}.get(
+            self.spec.audio if self.spec else "", ""
+        )
 
     @property
     def mixes_frames_and_references(self) -> bool:
@@ -480,7 +498,18 @@ class ClipForm(forms.Form):
             params["frame_transport"] = data.get("frame_transport") or frames.default_transport(
                 self.transports
             )
+        params.update(options.params_from(self.spec.options, data, has_frame=bool(self.new_frames)))
         return params
+
+
+class RetryExtensionForm(forms.Form):
+    """NewAPI's failed extension, asked for again: what happens in the 7 s."""
+
+    prompt_extend = forms.CharField(
+        label="What happens in the extension",
+        max_length=2500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
 
 def initial_from_clip(clip: Clip) -> dict:
@@ -503,6 +532,13 @@ def initial_from_clip(clip: Clip) -> dict:
     ):
         if params.get(name) not in (None, ""):
             initial[name] = params[name]
+    spec = providers.model_spec(clip.provider_account.kind, clip.model)
+    for option in spec.options if spec else ():
+        if params.get(option.name) not in (None, ""):
+            initial[option.name] = params[option.name]
+    if spec is not None:
+        # As sent: an option the clip went without was left unticked.
+        initial["options_shown"] = ",".join(option.name for option in spec.options)
     return initial
 
 

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from videos.models import Clip, ClipStatus, LedgerEntry, Project
-from videos.pricing import estimate_for
+from videos.pricing import PROVIDER_UNITS, estimate_for, reports_units
 
 ZERO = Decimal("0")
 CENT = Decimal("0.0001")
@@ -27,6 +27,13 @@ CENT = Decimal("0.0001")
 NEAR_BUDGET = Decimal("0.8")
 # Clips created but not yet accepted by a provider: their estimate is already promised.
 NOT_YET_SENT = (ClipStatus.QUEUED, ClipStatus.SUBMITTING)
+
+# Entries whose provider reported units (kie credits, Kling units) the account gives no price.
+UNPRICED_UNITS = Q(
+    clip__cost__isnull=False,
+    provider_account__unit_price__isnull=True,
+    provider_account__kind__in=list(PROVIDER_UNITS),
+)
 
 AMOUNT = Coalesce(
     "actual_cost", "estimated_cost", output_field=DecimalField(max_digits=12, decimal_places=4)
@@ -76,8 +83,10 @@ def reopen(*, clip: Clip) -> None:
 def settle(*, clip: Clip, reported_cost: Decimal | None, failed: bool) -> bool:
     """Record what a finished task cost. Only the first settlement counts.
 
-    - A reported cost is converted with the account's unit price when it has one, and
-      taken as USD when it has none.
+    - A reported cost is converted with the account's unit price when it has one. A
+      provider that reports its own units (kie credits, Kling units) and an account without
+      a unit price: the USD value is unknown, so the estimate stands in, marked as such
+      (never a unit taken for a dollar). Other providers' reported costs are USD.
     - No reported cost on a finished clip: the estimate stands in, marked as an estimate.
     - No reported cost on a failed task: providers do not charge for those as a rule, so it
       settles at 0, marked as an estimate because the provider did not say.
@@ -85,8 +94,12 @@ def settle(*, clip: Clip, reported_cost: Decimal | None, failed: bool) -> bool:
     """
     entry = record_submission(clip=clip)
     unit_price = clip.provider_account.unit_price
-    if reported_cost is not None:
-        actual = reported_cost * unit_price if unit_price is not None else reported_cost
+    in_units = reports_units(clip.provider_account.kind)
+    if reported_cost is not None and in_units and unit_price is None:
+        actual = entry.estimated_cost
+        is_estimate = True
+    elif reported_cost is not None:
+        actual = reported_cost * unit_price if in_units else reported_cost
         is_estimate = False
     else:
         actual = ZERO if failed else entry.estimated_cost
@@ -220,6 +233,9 @@ class Usage:
     unpriced: int = 0
     # Settled entries whose provider reported no cost: the estimate stands in.
     estimated: int = 0
+    # Of those, entries whose provider reported its own units while the account has no
+    # unit price: what they cost in USD is not known.
+    unpriced_units: int = 0
 
     @property
     def total(self) -> Decimal:
@@ -244,6 +260,7 @@ def usage(entries: QuerySet[LedgerEntry], *, since: datetime | None = None) -> U
         pending=Sum("estimated_cost", filter=Q(settled_at__isnull=True)),
         unpriced=Count("pk", filter=Q(clip__estimated_cost__isnull=True)),
         estimated=Count("pk", filter=Q(settled_at__isnull=False, actual_is_estimate=True)),
+        unpriced_units=Count("pk", filter=UNPRICED_UNITS),
         failed_total=Sum("actual_cost", filter=Q(failed_but_charged=True)),
     )
     by_day: list[dict] = list(
@@ -268,4 +285,5 @@ def usage(entries: QuerySet[LedgerEntry], *, since: datetime | None = None) -> U
         failed_but_charged_total=totals["failed_total"] or ZERO,
         unpriced=totals["unpriced"],
         estimated=totals["estimated"],
+        unpriced_units=totals["unpriced_units"],
     )

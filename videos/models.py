@@ -600,10 +600,18 @@ class Clip(models.Model):
         """The new footage in this clip's own video, as (start, end) seconds.
 
         A provider that was expected to return the whole extended video but sent only the
-        new part gives a video no longer than the source: then all of it is new.
+        new part gives a video no longer than the source: then all of it is new. One expected
+        to send the new part (kie's continuation, apimart's raw remix) that sent the source
+        and the new part stitched together gives a video longer than the source by at least
+        half a hop: then the new footage starts where the source ended.
         """
         end = self.duration_seconds or 0.0
         start = max(0.0, self.new_from_seconds)
+        source = float(self.params.get("source_seconds") or 0)
+        added = float(self.params.get("duration") or 0)
+        stitched = source and added and end >= source + added / 2
+        if start == 0 and self.kind == ClipKind.EXTEND and stitched:
+            start = source
         return (start if start < end else 0.0), end
 
     def chain_root(self) -> Clip:

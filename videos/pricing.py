@@ -8,9 +8,10 @@ from decimal import Decimal
 from videos.models import Clip, ModelPrice
 
 CENTS = Decimal("0.01")
-# The unit each provider reports its cost in (TaskState.cost); apimart and the NewAPI
-# gateway report none.
-PROVIDER_UNITS = {"kie": "credits", "kling": "units"}
+# The unit each provider reports its cost in (TaskState.cost), one and many; apimart and the
+# NewAPI gateway report none. A reported unit is never taken for a dollar: without the
+# account's unit price, its USD value is unknown and the estimate stands in.
+PROVIDER_UNITS = {"kie": ("kie credit", "kie credits"), "kling": ("Kling unit", "Kling units")}
 
 
 def estimate_cost(kind: str, model: str, seconds: float | int | None) -> Decimal | None:
@@ -35,22 +36,55 @@ def estimate_for(kind: str, model: str, params: dict) -> Decimal | None:
     return one * samples
 
 
+def reports_units(kind: str) -> bool:
+    """The provider reports its cost in its own units (kie credits, Kling units)."""
+    return kind in PROVIDER_UNITS
+
+
+def units_text(kind: str, amount: Decimal) -> str:
+    """2 -> "2 Kling units"; 1 -> "1 Kling unit"."""
+    one, many = PROVIDER_UNITS.get(kind, ("unit", "units"))
+    number = amount.normalize()
+    return f"{number:f} {one if number == 1 else many}"
+
+
 @dataclass(frozen=True)
 class Cost:
     amount: Decimal
-    unit: str  # "USD" or the provider's own unit
+    unit: str  # "USD", or the provider's kind when its unit has no USD price
+    # Set when the unit has no price: the USD estimate that stands in for it.
+    estimate: Decimal | None = None
+
+    @property
+    def is_usd(self) -> bool:
+        return self.unit == "USD"
 
     def __str__(self) -> str:
-        if self.unit == "USD":
+        if self.is_usd:
             return f"${self.amount.quantize(CENTS)}"
-        return f"{self.amount.normalize():f} {self.unit}"
+        stands_in = (
+            f"; the ${self.estimate.quantize(CENTS)} estimate stands in"
+            if self.estimate is not None
+            else ""
+        )
+        return f"{units_text(self.unit, self.amount)} (no USD price per unit is set{stands_in})"
 
 
 def actual_cost(clip: Clip) -> Cost | None:
     """The provider's reported cost: in USD when the account says what a unit costs."""
     if clip.cost is None:
         return None
+    kind = clip.provider_account.kind
     unit_price = clip.provider_account.unit_price
+    if not reports_units(kind):
+        return Cost(clip.cost, "USD")
     if unit_price is not None:
         return Cost(clip.cost * unit_price, "USD")
-    return Cost(clip.cost, PROVIDER_UNITS.get(clip.provider_account.kind, "units"))
+    return Cost(clip.cost, kind, estimate=clip.estimated_cost)
+
+
+def unpriced_units_note(*, kind: str, cost: Decimal | None, unit_price: Decimal | None) -> str:
+    """What a ledger line says when the provider's reported units have no USD price."""
+    if cost is None or unit_price is not None or not reports_units(kind):
+        return ""
+    return f"reported {units_text(kind, cost)}; no USD price per unit is set"

@@ -38,10 +38,17 @@ def create_clip(
     parent: Clip | None = None,
     frames: Sequence[NewFrame] = (),
     retry_of: Clip | None = None,
+    kind: str = ClipKind.GENERATE,
 ) -> Clip:
     # Before any row exists and long before any provider call: who may spend, then how much.
     permissions.ensure_can_spend(project=project, user=user, account=account)
-    ledger.ensure_within_budget(project=project, account=account, model=model, params=params)
+    if kind == ClipKind.UPSCALE:
+        # kie's 1080p version costs no credits of its own (only its 4K version is charged
+        # extra, docs.kie.ai "Get 4K Video"): a $0 entry, so no budget can refuse it.
+        estimate = ledger.ZERO
+    else:
+        ledger.ensure_within_budget(project=project, account=account, model=model, params=params)
+        estimate = estimate_for(account.kind, model, params)
     clip = Clip.objects.create(
         project=project,
         created_by=user,
@@ -52,7 +59,8 @@ def create_clip(
         parent=parent,
         root_id=(parent.root_id or parent.pk) if parent is not None else None,
         retry_of=retry_of,
-        estimated_cost=estimate_for(account.kind, model, params),
+        kind=kind,
+        estimated_cost=estimate,
     )
     frame_store.store(clip, frames)
     # No task to queue: the tracker sends queued clips in order, as slots at the account free.
@@ -88,4 +96,49 @@ def retry_clip(*, clip: Clip, user) -> Clip:
         params={k: v for k, v in clip.params.items() if k != "partial"},
         frames=[frame_store.copy_of(frame) for frame in frame_store.ordered(clip.frames.all())],
         retry_of=clip,
+    )
+
+
+class CannotUpscale(Exception):
+    """A 1080p version the studio will not ask for, with the reason in plain words."""
+
+
+def upscale_refusal(clip: Clip) -> str | None:
+    """Why kie cannot make this clip's 1080p version, or None when it can."""
+    from videos.providers import kie
+
+    if clip.provider_account.kind != "kie":
+        return "Only kie makes 1080p versions of its clips."
+    if clip.kind == ClipKind.UPSCALE:
+        return "This is already the 1080p version."
+    if clip.status != ClipStatus.READY or not clip.provider_task_id:
+        return "kie makes the 1080p version of a finished clip."
+    if clip.params.get("aspect_ratio", "16:9") not in kie.HD_ASPECT_RATIOS:
+        return "kie makes 1080p versions of 16:9 clips only."
+    if clip.children.filter(kind=ClipKind.UPSCALE).exclude(status__in=RETRYABLE).exists():
+        return "The 1080p version has been asked for already."
+    account = ProviderAccount.objects.enabled_for(clip.project).filter(pk=clip.provider_account_id)
+    if not account.exists():
+        return f"The {clip.provider_account.label} account is no longer open to this project."
+    return None
+
+
+def request_1080p(*, source: Clip, user) -> Clip:
+    """The 1080p version of a finished kie clip, as a clip of its own (its own file)."""
+    refusal = upscale_refusal(source)
+    if refusal:
+        raise CannotUpscale(refusal)
+    return create_clip(
+        project=source.project,
+        user=user,
+        account=source.provider_account,
+        model=source.model,
+        prompt=source.prompt,
+        params={
+            "duration": source.params.get("duration"),
+            "aspect_ratio": source.params.get("aspect_ratio", "16:9"),
+            "resolution": "1080p",
+        },
+        parent=source,
+        kind=ClipKind.UPSCALE,
     )

@@ -19,6 +19,12 @@ urlpatterns = [
     path("clips/<int:pk>/video.mp4", views.clip_video, name="clip-video"),
     path("clips/<int:pk>/poster.jpg", views.clip_poster, name="clip-poster"),
     path("clips/<int:pk>/retry/", views.clip_retry, name="clip-retry"),
+    path("clips/<int:pk>/1080p/", views.clip_hd, name="clip-hd"),
+    path(
+        "clips/<int:pk>/retry-extension/",
+        views.clip_retry_extension,
+        name="clip-retry-extension",
+    ),
     path("clips/<int:pk>/template/", views.clip_template, name="clip-template"),
     path("clips/<int:pk>/download/", views.clip_download, name="clip-download"),
     path("frames/<int:pk>/image", views.frame_image, name="frame-image"),

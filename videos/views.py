@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, F, Q
+from django.db.models.functions import Lower
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,9 +19,11 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from videos import (
+    chains,
     files,
     frames,
     ledger,
+    options,
     permissions,
     pipeline,
     pricing,
@@ -34,12 +37,26 @@ from videos.forms import (
     ClipForm,
     LibraryFilterForm,
     ProjectForm,
+    RetryExtensionForm,
     initial_from_clip,
 )
-from videos.models import Clip, ClipStatus, Frame, Project, ProviderAccount, WorkerHeartbeat
+from videos.models import (
+    Clip,
+    ClipKind,
+    ClipStatus,
+    Frame,
+    Project,
+    ProviderAccount,
+    WorkerHeartbeat,
+)
 from videos.pipeline import reconcile
 
 LIBRARY_PAGE_SIZE = 24
+# Shown on the 403 page: the reviewer learns why and who can change it.
+REVIEWER_CANNOT_GENERATE = (
+    "You review this project: you can watch, comment and decide, but making clips spends "
+    "money, which is for its creators and admins. A project admin can make you a creator."
+)
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -189,6 +206,7 @@ def _clip_form_page(
     if request.htmx and request.method == "GET":
         # The model or duration changed: only the fields (or only the estimate) are redrawn.
         template += "#clip-estimate" if request.htmx.target == "clip-estimate" else "#clip-fields"
+    budget = ledger.budget_status(project)
     return render(
         request,
         template,
@@ -197,9 +215,18 @@ def _clip_form_page(
             "form": form,
             "has_accounts": form.fields["provider_account"].queryset.exists(),
             "estimate": form.estimated_cost(),
+            "budget": budget,
+            # What Generate may still spend: the warning beside the estimate says when it
+            # would be refused, before the click.
+            "budget_left": None if budget.left is None else max(ledger.ZERO, budget.left),
             "template_clip": template_clip,
         },
     )
+
+
+def _offered_accounts(project: Project):
+    # By label as people read it: "apimart" beside "Kling", not after every capital.
+    return ProviderAccount.objects.enabled_for(project).order_by(Lower("label"), "pk")
 
 
 @login_required
@@ -207,8 +234,8 @@ def _clip_form_page(
 def clip_new(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = _project_for(request, pk)
     if not _can_generate(project, request.user):
-        raise PermissionDenied("Reviewers cannot generate clips.")
-    accounts = ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
+        raise PermissionDenied(REVIEWER_CANNOT_GENERATE)
+    accounts = _offered_accounts(project)
     if request.method == "POST" and request.POST.get("refresh"):
         # Without JavaScript, "Update choices" redraws the form for the chosen model.
         form = ClipForm(initial=_initial_from(request.POST), accounts=accounts, project=project)
@@ -259,8 +286,8 @@ def clip_template(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     clip = _clip_for(request, pk)
     project = clip.project
     if not _can_generate(project, request.user):
-        raise PermissionDenied("Reviewers cannot generate clips.")
-    accounts = ProviderAccount.objects.enabled_for(project).order_by("label", "pk")
+        raise PermissionDenied(REVIEWER_CANNOT_GENERATE)
+    accounts = _offered_accounts(project)
     form = ClipForm(initial=initial_from_clip(clip), accounts=accounts, project=project)
     if form.account is not None and form.account.pk != clip.provider_account_id:
         messages.warning(
@@ -329,16 +356,27 @@ def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     template = "videos/clip.html"
     if request.htmx:
         template += "#clip-status"
+    spec = providers.model_spec(clip.provider_account.kind, clip.model)
+    can_generate = _can_generate(clip.project, request.user)
     return render(
         request,
         template,
         {
             "clip": clip,
             "project": clip.project,
-            "can_generate": _can_generate(clip.project, request.user),
+            # A poll's answer also swaps what changes with the state: the details and the
+            # chain's actions (out of band), so Ready enables Extend without a reload.
+            "oob": bool(request.htmx),
+            "can_generate": can_generate,
             "can_retry": clip.status in services.RETRYABLE,
             "actual_cost": pricing.actual_cost(clip),
-            "frames": frames.ordered(clip.frames.all()) if not request.htmx else (),
+            "model_label": spec.label if spec else clip.model,
+            "option_details": options.described(spec, clip.params),
+            "sound": options.sound(spec, clip.params),
+            "settings_line": settings_line(clip),
+            "can_retry_extension": can_generate and chains.retry_extension_refusal(clip) is None,
+            **_hd_context(clip),
+            "frames": frames.ordered(clip.frames.all()),
             "transport_label": TRANSPORT_LABELS.get(clip.params.get("frame_transport", "")),
             "slots_ahead": pipeline.submit.slots_ahead(clip),
             "tracker_down": clip.status in {"queued", "running"}
@@ -347,6 +385,95 @@ def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "can_look_up": clip.status == "unknown" and reconcile.can_look_up(clip),
         },
     )
+
+
+def settings_line(clip: Clip) -> str:
+    """What a clip asked for, in words. An extension says what it adds and how long the
+    video is in all, not only the length of the new part."""
+    params = clip.params
+    shape = " · ".join(str(params[k]) for k in ("aspect_ratio", "resolution") if params.get(k))
+    if clip.kind != ClipKind.EXTEND:
+        seconds = f"{params['duration']} s" if params.get("duration") else ""
+        return " · ".join(part for part in (seconds, shape) if part)
+    adds = params.get("duration")
+    if clip.has_video:
+        start, end = clip.timeline_range()
+        length = f"new part {end - start:.1f} s"
+        whole = f"{end:.1f} s video" if start else ""
+        text = " of a ".join(part for part in (length, whole) if part)
+    else:
+        parent_seconds = clip.parent.duration_seconds if clip.parent else 0
+        source = params.get("source_seconds") or parent_seconds
+        text = f"adds about {adds} s" if adds else "extension"
+        if source and adds:
+            text += f" to {source:.1f} s: about {float(source) + float(adds):.0f} s in all"
+    return " · ".join(part for part in (text, shape) if part)
+
+
+def _hd_context(clip: Clip) -> dict:
+    """kie's 1080p version of this clip, shown beside it: the latest asked for, if any."""
+    if clip.provider_account.kind != "kie" or clip.kind == ClipKind.UPSCALE:
+        return {"hd": None, "hd_refusal": None, "offers_hd": False}
+    hd = clip.children.filter(kind=ClipKind.UPSCALE).order_by("-created_at", "-pk").first()
+    refusal = services.upscale_refusal(clip)
+    return {
+        "hd": hd,
+        "hd_refusal": refusal,
+        # Worth a card: it can be asked for, or has been; a clip still generating waits.
+        "offers_hd": hd is not None or refusal is None or clip.status == ClipStatus.READY,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def clip_hd(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET: the 1080p card (polled while kie makes it). POST: ask kie for the 1080p version."""
+    clip = _clip_for(request, pk)
+    can_generate = _can_generate(clip.project, request.user)
+    if request.method == "POST":
+        if not can_generate:
+            raise PermissionDenied(
+                "You review this project: asking for a 1080p version is for its creators."
+            )
+        try:
+            services.request_1080p(source=clip, user=request.user)
+        except (services.CannotUpscale, permissions.NotAllowed) as exc:
+            messages.error(request, str(exc))
+    if request.method == "POST" or not request.htmx:
+        if request.htmx:
+            return HttpResponseClientRedirect(clip.get_absolute_url())
+        return redirect(reverse("clip", args=[clip.pk]) + "#clip-hd")
+    return render(
+        request,
+        "videos/_clip_hd.html",
+        {"clip": clip, "can_generate": can_generate, **_hd_context(clip)},
+    )
+
+
+@login_required
+@require_POST
+def clip_retry_extension(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """NewAPI: ask again for the 7 s extension of a clip whose first 8 s were made."""
+    clip = _clip_for(request, pk)
+    if not _can_generate(clip.project, request.user):
+        raise PermissionDenied(
+            "You review this project: retrying an extension spends money, which is for its "
+            "creators."
+        )
+    form = RetryExtensionForm(request.POST)
+    target: Clip = clip
+    if not form.is_valid():
+        messages.error(request, "Say what happens in the extension, then retry it.")
+    else:
+        try:
+            target = chains.retry_extension(
+                source=clip, user=request.user, prompt=form.cleaned_data["prompt_extend"]
+            )
+        except (chains.ChainError, ledger.BudgetExceeded) as exc:
+            messages.error(request, getattr(exc, "message", str(exc)))
+    if request.htmx:
+        return HttpResponseClientRedirect(target.get_absolute_url())
+    return redirect(target)
 
 
 @login_required

@@ -31,6 +31,57 @@
     return element;
   }
 
+  // What the studio takes (frames.py checks again by content): JPEG, PNG, WebP, 10 MB.
+  var TYPES = ["image/jpeg", "image/png", "image/webp"];
+  var MAX_BYTES = 10 * 1024 * 1024;
+  var REFUSED_TYPE = "not a JPEG, PNG or WebP image";
+
+  // "reference-shot-left.png" and "reference-shot-right.png" must not both read
+  // "reference-sh…": keep the start and the end, where names differ.
+  function shortName(name, room) {
+    if (name.length <= room) return name;
+    var tail = Math.ceil((room - 1) / 2);
+    return name.slice(0, room - 1 - tail) + "…" + name.slice(name.length - tail);
+  }
+
+  function refusal(file) {
+    if (TYPES.indexOf(file.type) < 0) return REFUSED_TYPE;
+    if (file.size > MAX_BYTES) return "larger than 10 MB";
+    return "";
+  }
+
+  function refusedItem(name, why) {
+    var item = document.createElement("li");
+    item.className = "preview refused";
+    item.setAttribute("role", "alert");
+    var caption = document.createElement("span");
+    caption.className = "preview-refusal";
+    caption.title = name;
+    caption.textContent = shortName(name, 22) + ": " + why + ". Not added.";
+    item.append(caption);
+    return item;
+  }
+
+  // Files the slot cannot take are left out of the input and said so, not shown broken.
+  function accept(zone, files) {
+    var refused = [];
+    var kept = files.filter(function (file) {
+      var why = refusal(file);
+      if (why) refused.push([file.name, why]);
+      return !why;
+    });
+    zone.refused = refused;
+    return kept;
+  }
+
+  function dropBroken(zone, file) {
+    var input = fileInput(zone);
+    var files = Array.prototype.slice.call(input.files).filter(function (f) { return f !== file; });
+    setFiles(input, files);
+    zone.refused = (zone.refused || []).concat([[file.name, "not an image this browser can read"]]);
+    render(zone);
+  }
+
   function render(zone) {
     var input = fileInput(zone);
     var list = zone.querySelector("[data-previews]");
@@ -43,10 +94,12 @@
       item.className = "preview";
       var img = document.createElement("img");
       img.alt = file.name;
+      img.addEventListener("error", function () { dropBroken(zone, file); }, { once: true });
       img.src = URL.createObjectURL(file);
       var caption = document.createElement("span");
       caption.className = "preview-name";
-      caption.textContent = (input.multiple ? index + 1 + ". " : "") + file.name;
+      caption.title = file.name;
+      caption.textContent = (input.multiple ? index + 1 + ". " : "") + shortName(file.name, 14);
       item.append(img, caption);
       if (input.multiple && files.length > 1) {
         var controls = document.createElement("span");
@@ -58,6 +111,7 @@
       item.append(button("×", "Remove " + file.name, "remove", index));
       list.append(item);
     });
+    (zone.refused || []).forEach(function (pair) { list.append(refusedItem(pair[0], pair[1])); });
     zone.classList.toggle("has-files", files.length > 0);
     var link = zone.querySelector("input[type=text], textarea");
     if (link && !input.multiple) link.disabled = files.length > 0;
@@ -65,13 +119,18 @@
 
   document.addEventListener("change", function (event) {
     var zone = event.target.matches && event.target.matches("input[type=file]") && zoneOf(event.target);
-    if (zone) render(zone);
+    if (!zone) return;
+    var chosen = Array.prototype.slice.call(event.target.files || []);
+    var kept = accept(zone, chosen);
+    if (kept.length !== chosen.length) setFiles(event.target, kept);
+    render(zone);
   });
 
   document.addEventListener("click", function (event) {
     var control = event.target.closest(".preview-button");
-    if (!control) return;
+    if (!control || !control.dataset.index) return;
     var zone = zoneOf(control);
+    zone.refused = [];
     var input = fileInput(zone);
     var files = Array.prototype.slice.call(input.files);
     var index = Number(control.dataset.index);
@@ -105,6 +164,7 @@
     var input = fileInput(zone);
     var dropped = Array.prototype.slice.call(event.dataTransfer.files || []);
     if (!dropped.length) return;
+    dropped = accept(zone, dropped);
     var files = input.multiple
       ? Array.prototype.slice.call(input.files).concat(dropped)
       : dropped.slice(0, 1);
@@ -114,23 +174,84 @@
     render(zone);
   });
 
-  // A pasted link or data: URI gets a preview too, so a wrong paste shows at once.
-  document.addEventListener("input", function (event) {
-    var field = event.target;
-    var zone = field.matches && field.matches("input[type=text]") && zoneOf(field);
+  // A pasted link or data: URI gets a preview too, so a wrong paste shows at once. A data:
+  // URI is a wall of Base64: its box is folded away behind a chip (the value still goes
+  // with the form) until "Change" opens it again.
+  function dataUriSummary(value) {
+    var match = /^data:image\/([a-z0-9.+-]+);base64,/i.exec(value);
+    var kind = match ? match[1].toUpperCase() : "image";
+    var bytes = Math.round(((value.length - value.indexOf(",") - 1) * 3) / 4);
+    var size = bytes > 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1024)) + " KB";
+    return "Pasted " + kind + " image · " + size;
+  }
+
+  function showLink(field) {
+    var zone = zoneOf(field);
     if (!zone) return;
-    var preview = zone.querySelector(".link-preview");
     var value = field.value.trim();
+    var preview = zone.querySelector(".link-preview");
+    var chip = zone.querySelector(".link-chip");
+    if (chip) chip.remove();
+    field.classList.remove("is-data-uri");
     if (!/^(https?:|data:image\/)/i.test(value)) {
       if (preview) preview.remove();
+      return;
+    }
+    if (/^data:/i.test(value)) {
+      if (preview) preview.remove();
+      chip = document.createElement("div");
+      chip.className = "link-chip";
+      var img = document.createElement("img");
+      img.alt = "Preview of the pasted image";
+      var text = document.createElement("span");
+      text.textContent = dataUriSummary(value);
+      img.addEventListener("error", function () {
+        img.remove();
+        text.textContent = "The pasted data: URI is not an image this browser can read; it will be refused.";
+        chip.setAttribute("role", "alert");
+      }, { once: true });
+      img.src = value;
+      var change = document.createElement("button");
+      change.type = "button";
+      change.className = "preview-button";
+      change.textContent = "Change";
+      change.dataset.linkChange = "1";
+      chip.append(img, text, change);
+      field.classList.add("is-data-uri");
+      field.after(chip);
       return;
     }
     if (!preview) {
       preview = document.createElement("img");
       preview.className = "link-preview";
       preview.alt = "Preview of the pasted image";
+      preview.addEventListener("error", function () { preview.remove(); });
       field.after(preview);
     }
     preview.src = value;
+  }
+
+  function isLink(field) {
+    return field.matches && field.matches("input[type=text]") && zoneOf(field);
+  }
+
+  document.addEventListener("input", function (event) {
+    if (isLink(event.target)) showLink(event.target);
   });
+
+  document.addEventListener("click", function (event) {
+    var change = event.target.closest && event.target.closest("[data-link-change]");
+    if (!change) return;
+    var field = zoneOf(change).querySelector("input[type=text]");
+    field.value = "";
+    showLink(field);
+    field.focus();
+  });
+
+  // Values the server sent back (a refused form) get their preview or chip at once.
+  function showAll() {
+    document.querySelectorAll("[data-dropzone] input[type=text]").forEach(showLink);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showAll);
+  else showAll();
 })();

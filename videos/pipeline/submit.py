@@ -156,12 +156,13 @@ def build_request(clip: Clip) -> GenerationRequest:
 
 
 def send(client: ProviderClient, clip: Clip, request: GenerationRequest) -> str:
-    """A generation, or an extension of the clip's parent through the provider's own endpoint.
+    """A generation, an extension of the clip's parent through the provider's own endpoint,
+    or (kie) the 1080p version of the parent.
 
     Continuations from a last frame are ordinary image-to-video generations (their frame
-    is in ``request.frames``); only extensions need the source's provider ids.
+    is in ``request.frames``); only extensions and 1080p versions need the source's ids.
     """
-    if clip.kind != ClipKind.EXTEND:
+    if clip.kind not in {ClipKind.EXTEND, ClipKind.UPSCALE}:
         return client.submit(request)
     source = clip.parent
     if source is None:
@@ -169,31 +170,45 @@ def send(client: ProviderClient, clip: Clip, request: GenerationRequest) -> str:
             "An extension needs the clip it extends.", code="no_source", permanent=True
         )
     kind = clip.provider_account.kind
+    params = clip.params
+    if clip.kind == ClipKind.UPSCALE:
+        if kind != "kie":
+            raise ProviderError(
+                f"{kind} makes no 1080p version.", code="unsupported", permanent=True
+            )
+        return client.request_1080p(source.provider_task_id)
     if kind == "apimart":
         return client.remix(
             source.provider_task_id,
             model=clip.model,
             prompt=clip.prompt,
-            raw=bool(clip.params.get("raw")),
-            aspect_ratio=clip.params.get("aspect_ratio") or None,
-            resolution=clip.params.get("resolution") or None,
+            raw=bool(params.get("raw")),
+            aspect_ratio=params.get("aspect_ratio") or None,
+            resolution=params.get("resolution") or None,
         )
     if kind == "kie":
+        seeds = params.get("seeds")
         return client.extend(
             source.provider_task_id,
             prompt=clip.prompt,
-            seeds=clip.params.get("seeds"),
+            seeds=int(seeds) if seeds not in (None, "") else None,
+            watermark=params.get("watermark") or None,
             callback_url=request.callback_url,
         )
     if kind == "kling":
         # Kling extends a video, not a task: the id its finished task reported.
+        cfg_scale = params.get("cfg_scale")
         return client.extend(
             source.params.get("provider_video_id", ""),
             prompt=clip.prompt,
-            negative_prompt=clip.params.get("negative_prompt", ""),
+            negative_prompt=params.get("negative_prompt", ""),
+            cfg_scale=float(cfg_scale) if cfg_scale not in (None, "") else None,
             callback_url=request.callback_url,
             external_task_id=external_task_id(clip),
         )
+    if kind == "newapi":
+        # The retry of a failed second phase: the first 8 s are the source's remix_id.
+        return client.remix(source.params.get("remix_id", ""), model=clip.model, prompt=clip.prompt)
     raise ProviderError(f"{kind} cannot extend a video.", code="unsupported", permanent=True)
 
 

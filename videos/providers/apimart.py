@@ -17,6 +17,7 @@ from videos.providers.base import (
     ExtendSpec,
     GenerationRequest,
     ModelSpec,
+    OptionSpec,
     ProviderError,
     State,
     TaskState,
@@ -34,31 +35,78 @@ REMIX = ExtendSpec(
     note="Remix: 8 s to 15 s, same model family; raw returns only the new 7 s.",
 )
 
+# The generations page's optional fields (seed: "请求参数"). sample_count (several takes) is
+# sent by the takes feature, not offered as an option here. The remix page takes none of them.
+OPTIONS = (
+    OptionSpec(
+        name="seed",
+        label="Seed",
+        kind="int",
+        minimum=0,
+        maximum=4294967295,
+        help="0-4294967295. The same seed and settings give a similar video; empty: a new one.",
+    ),
+    OptionSpec(
+        name="generate_audio",
+        label="Generate sound",
+        kind="bool",
+        default=False,
+        help="A sound track made with the picture. apimart makes none unless asked.",
+    ),
+    OptionSpec(
+        name="person_generation",
+        label="People",
+        kind="choice",
+        choices=(
+            ("allow_adult", "Adults only (apimart's default)"),
+            ("disallow", "No people or faces"),
+        ),
+        default="allow_adult",
+    ),
+    OptionSpec(
+        name="resize_mode",
+        label="Fit the frame",
+        kind="choice",
+        choices=(("pad", "Pad to the shape (apimart's default)"), ("crop", "Crop to the shape")),
+        default="pad",
+        needs_frame=True,
+        help="How a first or last frame of another shape is fitted. Used only with a frame.",
+    ),
+    OptionSpec(
+        name="enhance_prompt",
+        label="Enhance the prompt",
+        kind="bool",
+        only_true=True,
+        default=False,
+        help=(
+            "Ticked, apimart is asked to rewrite the prompt in more detail. apimart refuses "
+            "“false”, so unticked sends nothing and apimart's own default applies."
+        ),
+    ),
+)
+
+
+def _veo(name: str, label: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        label=label,
+        durations=(4, 6, 8),
+        default_duration=8,
+        aspect_ratios=("16:9", "9:16"),
+        resolutions=("720p", "1080p", "4K"),
+        default_resolution="720p",
+        frame_roles=("first", "last"),
+        frame_transports=("url",),
+        prompts=("prompt", "negative_prompt"),
+        extend=REMIX,
+        options=OPTIONS,
+        audio="option",
+    )
+
+
 MODELS = (
-    ModelSpec(
-        name="veo3.1-fast-official",
-        label="Veo 3.1 Fast",
-        durations=(4, 6, 8),
-        default_duration=8,
-        aspect_ratios=("16:9", "9:16"),
-        resolutions=("720p", "1080p", "4K"),
-        default_resolution="720p",
-        frame_roles=("first", "last"),
-        frame_transports=("url",),
-        extend=REMIX,
-    ),
-    ModelSpec(
-        name="veo3.1-quality-official",
-        label="Veo 3.1 Quality",
-        durations=(4, 6, 8),
-        default_duration=8,
-        aspect_ratios=("16:9", "9:16"),
-        resolutions=("720p", "1080p", "4K"),
-        default_resolution="720p",
-        frame_roles=("first", "last"),
-        frame_transports=("url",),
-        extend=REMIX,
-    ),
+    _veo("veo3.1-fast-official", "Veo 3.1 Fast"),
+    _veo("veo3.1-quality-official", "Veo 3.1 Quality"),
 )
 
 # The generations page names its models ``…-official``; the remix page only knows

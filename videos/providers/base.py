@@ -323,7 +323,14 @@ class BearerClient:
         headers = {"Authorization": self.authorization()}
         try:
             if self.http is not None:
-                return self.http.request(method, path, headers=headers, **kwargs)
+                try:
+                    return self.http.request(method, path, headers=headers, **kwargs)
+                except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                    if method != "GET":
+                        raise
+                    # A pooled connection the server had already closed: a status check
+                    # is free and idempotent, so it is asked once more on a fresh one.
+                    return self.http.request(method, path, headers=headers, **kwargs)
             with http_client(self.base_url, {}) as http:
                 return http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:

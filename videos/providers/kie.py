@@ -24,32 +24,72 @@ from videos.providers.base import (
     ExtendSpec,
     GenerationRequest,
     ModelSpec,
+    OptionSpec,
     ProviderError,
     State,
     TaskState,
     parse_retry_after,
 )
 
-# The seed gives no length for an extension; Google's own Veo extension adds 7 s per hop up
-# to 148 s and returns the whole video (PROVIDERS.md, "Facts"), which kie wraps.
+# The seed gives no length for an extension. kie's current extend page: "The result
+# (resultUrls) is the newly generated continuation clip (720p) that starts from the last frame
+# of the source video", the source and continuation stitched together coming only as the
+# callback's info.fullResultUrls. The studio keeps resultUrls: the new part alone. (Should a
+# mirror hand back the stitched whole instead, Clip.timeline_range sees it by its length.)
 EXTEND = ExtendSpec(
     adds_seconds=7,
     max_total_seconds=148,
-    returns="whole",
+    returns="new_part",
     note=(
-        "Adds about 7 s per hop and returns the whole video. A video whose 1080p version "
-        "has been made cannot be extended (seed: 生成1080P之后的视频不能扩展)."
+        "kie returns the new part, carrying on from this clip's last frame. A video whose "
+        "1080p version has been made cannot be extended (seed: 生成1080P之后的视频不能扩展)."
+    ),
+)
+
+# Generate's optional fields (PROVIDERS.md §3); the extend page (seed) documents seeds and
+# watermark, not the two switches.
+OPTIONS = (
+    OptionSpec(
+        name="seeds",
+        label="Seed",
+        kind="int",
+        minimum=10000,
+        maximum=99999,
+        on_extend=True,
+        help="10000-99999. The same seed gives a similar video; empty: kie picks one.",
+    ),
+    OptionSpec(
+        name="watermark",
+        label="Watermark text",
+        kind="text",
+        max_length=100,
+        on_extend=True,
+        help="kie draws this text on the video. Empty: no watermark.",
+    ),
+    OptionSpec(
+        name="enable_fallback",
+        label="Fall back when Veo refuses",
+        kind="bool",
+        default=False,
+        help="When Google's Veo refuses the request, kie makes the video with a backup model.",
+    ),
+    OptionSpec(
+        name="enable_translation",
+        label="Translate the prompt to English",
+        kind="bool",
+        default=True,
+        help="kie translates a prompt in another language before sending it (kie's default).",
     ),
 )
 
 # kie's generate endpoint takes no duration and no resolution: every generation is 8 s at
-# 720p, and 1080p is a follow-up call (Client.get_1080p_video) once the task has succeeded.
+# 720p, and 1080p is a follow-up call (Client.get_1080p_video) once the task has succeeded:
+# "Get 1080p" on the clip page, as a clip of its own (ClipKind.UPSCALE).
 # Frames: one image is the first frame and two are first and last
 # (FIRST_AND_LAST_FRAMES_2_VIDEO); REFERENCE_2_VIDEO takes 1-3 material images and is
-# documented for veo3_fast only. Until the pipeline fetches the 1080p follow-up, only 720p
-# is offered, so the form never promises what the studio would not deliver. "Auto" aspect
-# ratio is in kie's generate page but not in the
-# seed or digest, so it is not offered (the twin accepts it).
+# documented for veo3_fast only. "Auto" aspect ratio is in kie's generate page but not in the
+# seed or digest, so it is not offered (the twin accepts it). kie's Veo videos come with
+# sound ("音频轨道": background audio by default).
 MODELS = (
     ModelSpec(
         name="veo3",
@@ -62,6 +102,8 @@ MODELS = (
         frame_roles=("first", "last"),
         frame_transports=("url",),
         extend=EXTEND,
+        options=OPTIONS,
+        audio="always",
     ),
     ModelSpec(
         name="veo3_fast",
@@ -75,8 +117,17 @@ MODELS = (
         max_references=3,
         frame_transports=("url",),
         extend=EXTEND,
+        options=OPTIONS,
+        audio="always",
     ),
 )
+
+# The 1080p version of a finished task is asked for with the source's own task id; the
+# studio keeps it as this prefix + that id, so the upscale clip has a task id of its own
+# and ``status`` knows which endpoint to ask.
+HD_PREFIX = "1080p:"
+# get-1080p-video answers 16:9 tasks (kie's quickstart: "1080P 高清视频(16:9 宽高比)").
+HD_ASPECT_RATIOS = ("16:9",)
 
 # Download links last about 20 minutes and kie gives no expiry (PROVIDERS.md, "Facts").
 LINK_LIFETIME = timedelta(minutes=20)
@@ -182,8 +233,41 @@ class Client(BearerClient):
         return _task_id_from(body)
 
     def status(self, task_id: str) -> TaskState:
+        if task_id.startswith(HD_PREFIX):
+            return self.hd_status(task_id.removeprefix(HD_PREFIX))
         body = self._request("GET", "/api/v1/veo/record-info", params={"taskId": task_id})
         return parse_status(body)
+
+    def request_1080p(self, source_task_id: str) -> str:
+        """Ask kie to make the 1080p version of a finished task; its studio task id.
+
+        The first call starts the work at kie ("1080P is processing" until it is ready), so
+        the answer is only checked for refusals; ``status`` follows it from then on.
+        """
+        self.get_1080p_video(source_task_id)
+        return f"{HD_PREFIX}{source_task_id}"
+
+    def hd_status(self, source_task_id: str, *, now: datetime | None = None) -> TaskState:
+        try:
+            url = self.get_1080p_video(source_task_id)
+        except ProviderError as exc:
+            if not exc.permanent:
+                raise
+            # A refusal of the 1080p version is final for it; the 720p clip is untouched.
+            return TaskState(
+                State.FAILED,
+                error_code=exc.code,
+                error_message=f"kie did not make the 1080p version. {exc.message}",
+                provider_message=exc.provider_message,
+            )
+        if url is None:
+            return TaskState(State.RUNNING, phase="kie is making the 1080p version")
+        return TaskState(
+            State.SUCCEEDED,
+            progress=100,
+            video_url=url,
+            expires_at=(now or datetime.now(UTC)) + LINK_LIFETIME,
+        )
 
     def check_connection(self) -> Decimal | None:
         """The account's remaining credits; makes nothing.

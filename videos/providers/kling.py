@@ -30,6 +30,7 @@ from videos.providers.base import (
     FrameInput,
     GenerationRequest,
     ModelSpec,
+    OptionSpec,
     ProviderError,
     State,
     TaskState,
@@ -63,6 +64,19 @@ EXTEND = ExtendSpec(
 # shown under the label "Mode".
 MODES = ("std", "pro")
 
+# "cfg_scale: kling-v2.x models do not support it" (Kling's text2video and image2video pages);
+# video-extend takes it too (seed), and only V1.x videos are extended.
+CFG_SCALE = OptionSpec(
+    name="cfg_scale",
+    label="Prompt strength",
+    kind="float",
+    minimum=0,
+    maximum=1,
+    step="0.05",
+    on_extend=True,
+    help="cfg_scale, 0-1: higher keeps closer to the prompt. Empty: Kling's 0.5.",
+)
+
 
 def _v1(name: str, label: str) -> ModelSpec:
     """The V1.x models share everything but their name: std/pro modes, first and last frames,
@@ -78,7 +92,10 @@ def _v1(name: str, label: str) -> ModelSpec:
         resolution_label="Mode",
         frame_roles=("first", "last"),
         frame_transports=("url", "base64"),
+        prompts=("prompt", "negative_prompt"),
         extend=EXTEND,
+        options=(CFG_SCALE,),
+        audio="never",
     )
 
 
@@ -99,13 +116,14 @@ MODELS = (
         default_resolution="1080p",
         frame_roles=("first",),
         frame_transports=("url", "base64"),
+        prompts=("prompt", "negative_prompt"),
         extend=None,
+        audio="never",
     ),
 )
 
 IMAGE_ONLY_MODELS = frozenset({"kling-v1-5"})
-# "cfg_scale: kling-v2.x models do not support it" (Kling's text2video and image2video pages).
-CFG_SCALE_MODELS = frozenset({"kling-v1", "kling-v1-5", "kling-v1-6"})
+CFG_SCALE_MODELS = frozenset(spec.name for spec in MODELS if spec.option("cfg_scale"))
 
 STATUS_MAP = {
     "submitted": State.QUEUED,

@@ -108,6 +108,19 @@ class Client(BearerClient):
     def status(self, task_id: str) -> TaskState:
         return parse_status(self._request("GET", f"/v1/videos/{task_id}"))
 
+    def remix(self, remix_id: str, *, model: str, prompt: str) -> str:
+        """Retry the extension of a task whose first 8 s were made (``extend_failed``).
+
+        The seed: remix_id "可用于手动二创重试" (can be used to retry the remix by hand). The
+        gateway speaks OpenAI's video API, whose remix of a finished video is
+        ``POST /v1/videos/{video_id}/remix`` with a JSON prompt; the answer is a task
+        followed like any other, whose video is the whole 15 s.
+        """
+        body = self._request(
+            "POST", f"/v1/videos/{remix_id}/remix", json={"model": model, "prompt": prompt}
+        )
+        return task_id_from(body)
+
     def check_connection(self) -> Decimal | None:
         """A cheap authenticated call: the OpenAI-compatible GET /v1/models every NewAPI
         gateway serves under token auth. It makes nothing and reports no balance (None)."""
@@ -256,6 +269,8 @@ def parse_status(body: dict[str, Any]) -> TaskState:
         GATEWAY_STATUS.get(str(body.get("status") or "").upper(), State.RUNNING),
     )
     progress = _percent(data["progress"] if "progress" in data else body.get("progress"))
+    # "remix_id 可用于手动重试二创延长" (seed): kept so the extension can be retried.
+    facts = {"remix_id": str(data["remix_id"])} if data.get("remix_id") else {}
 
     if error_code == "extend_failed" and data.get("video_url"):
         return TaskState(
@@ -266,9 +281,10 @@ def parse_status(body: dict[str, Any]) -> TaskState:
             error_message=(
                 "The first 8 s were made and saved, but extending them to 15 s failed"
                 f"{' because the provider was busy' if _busy(provider_message) else ''}. "
-                "You can continue from the 8 s clip."
+                "You can retry the extension, or continue from the 8 s clip."
             ),
             provider_message=provider_message,
+            facts=facts,
             raw=body,
         )
     if state is State.FAILED or error_code:

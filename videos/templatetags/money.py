@@ -6,7 +6,8 @@ from decimal import Decimal
 
 from django import template
 
-from videos.models import Project, Role
+from videos import pricing
+from videos.models import LedgerEntry, Project, Role
 
 register = template.Library()
 
@@ -21,3 +22,14 @@ def usd(value: Decimal | int | float | None) -> str:
 def is_project_admin(project: Project, user) -> bool:
     """For links to the settings and usage pages, which only the project's admins may open."""
     return user.is_authenticated and project.role_of(user) == Role.ADMIN
+
+
+@register.filter
+def units_note(entry: LedgerEntry) -> str:
+    """ "reported 3 Kling units; no USD price per unit is set" for a ledger line whose
+    provider's units have no price (its amount is then the estimate); else ""."""
+    return pricing.unpriced_units_note(
+        kind=entry.provider_account.kind,
+        cost=entry.clip.cost,
+        unit_price=entry.provider_account.unit_price,
+    )
