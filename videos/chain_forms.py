@@ -211,3 +211,21 @@ class DecisionForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "Optional: why"}),
     )
     scope = forms.ChoiceField(choices=CommentScope.choices, widget=forms.HiddenInput)
+
+
+class TrimForm(forms.Form):
+    """In and out points of one segment, in seconds into its new footage; empty keeps that end."""
+
+    trim_in = forms.FloatField(
+        label="In",
+        required=False,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
+    )
+    trim_out = forms.FloatField(
+        label="Out",
+        required=False,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"step": "any", "min": "0", "inputmode": "decimal"}),
+    )
+    reset = forms.BooleanField(required=False, widget=forms.HiddenInput)

@@ -17,8 +17,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from videos import chains, files, review, seams
-from videos.chain_forms import CommentForm, ContinueForm, DecisionForm, ExtendForm, ResolveForm
+from videos import chains, files, review, seams, trim
+from videos.chain_forms import (
+    CommentForm,
+    ContinueForm,
+    DecisionForm,
+    ExtendForm,
+    ResolveForm,
+    TrimForm,
+)
 from videos.ledger import BudgetExceeded
 from videos.models import ChainExport, Clip, ClipKind, Comment, CommentScope, Project
 
@@ -129,7 +136,14 @@ def _segments_for_player(line: chains.Timeline) -> list[dict]:
     ]
 
 
-def _chain_page(request: HttpRequest, root: Clip, **review_overrides) -> HttpResponse:
+def _chain_page(
+    request: HttpRequest,
+    root: Clip,
+    *,
+    trim_form: tuple[int, TrimForm] | None = None,
+    status: int = 200,
+    **review_overrides,
+) -> HttpResponse:
     line = chains.timeline(root)
     role = root.project.role_of(request.user)
     export = root.exports.order_by("-created_at", "-pk").first()
@@ -147,7 +161,10 @@ def _chain_page(request: HttpRequest, root: Clip, **review_overrides) -> HttpRes
             "review": review_context(
                 clip=root, scope=CommentScope.CHAIN, length=line.total, **review_overrides
             ),
+            # A trim refused without JavaScript: (clip id, form with its errors).
+            "trim_form": trim_form,
         },
+        status=status,
     )
 
 
@@ -236,6 +253,34 @@ def choose_main_take(request: HttpRequest, pk: int) -> HttpResponse:
     except chains.ChainError as exc:
         return _with_message(request, root, exc.message)
     return redirect(reverse("chain", args=[root.pk]) + f"#segment-{take.pk}")
+
+
+@login_required
+@require_POST
+def clip_trim(request: HttpRequest, pk: int) -> HttpResponse:
+    """In and out points of one segment; the chain plays and exports only what they keep."""
+    clip = _clip_for(request, pk)
+    _require_creator(request, clip.project)
+    root = clip.chain_root()
+    form = TrimForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            trim.set_trim(
+                clip=clip,
+                user=request.user,
+                cut_in=None if data["reset"] else data["trim_in"],
+                cut_out=None if data["reset"] else data["trim_out"],
+            )
+        except trim.TrimError as exc:
+            form.add_error(exc.field, exc.message)
+    if form.errors and chains.timeline(root).position_of(clip) is None:
+        # Not on the main line, so no fields to show the reason by.
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("chain", root.pk)
+    if form.errors:
+        return _chain_page(request, root, trim_form=(clip.pk, form), status=400)
+    return redirect(reverse("chain", args=[root.pk]) + f"#segment-{clip.pk}")
 
 
 # --- extend and continue -----------------------------------------------------------------------

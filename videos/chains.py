@@ -459,6 +459,25 @@ class Segment:
     def until(self) -> float:
         return self.offset + self.length
 
+    # Trimming: the in and out points, as seconds into the clip's new footage.
+
+    @property
+    def footage_length(self) -> float:
+        start, end = self.clip.timeline_range()
+        return max(0.0, end - start)
+
+    @property
+    def cut_in(self) -> float:
+        return self.start - self.clip.timeline_range()[0]
+
+    @property
+    def cut_out(self) -> float:
+        return self.end - self.clip.timeline_range()[0]
+
+    @property
+    def is_trimmed(self) -> bool:
+        return self.length < self.footage_length - 1e-3
+
     @property
     def alternatives(self) -> list[Clip]:
         return [take for take in self.takes if take.pk != self.clip.pk]
@@ -517,7 +536,7 @@ def _walk(root: Clip, children: dict[int, list[Clip]]) -> Timeline:
     offset = 0.0
     takes = [root]
     while current is not None:
-        start, end = current.timeline_range()
+        start, end = current.kept_range()
         segment = Segment(clip=current, start=start, end=end, offset=offset, takes=takes)
         segments.append(segment)
         offset = segment.until

@@ -1,11 +1,11 @@
 """Stitching a chain's main line into one MP4 with PyAV, and the export task's work.
 
-Each segment contributes only its new footage (``Clip.timeline_range``). When every segment
-has the same codec parameters and its new footage starts on a keyframe, the packets are
-copied as they are (no quality loss, seconds for minutes of video). Otherwise every frame is
-decoded, fitted into the first segment's frame size and encoded again with H.264 (and AAC
-when any segment has sound).
-"""
+Each segment contributes only its new footage between its in and out points
+(``Clip.kept_range``). When every segment has the same codec parameters and each cut falls on
+a keyframe (or the piece runs to its video's end), the packets are copied as they are (no
+quality loss, seconds for minutes of video). Otherwise every frame is decoded, fitted into
+the first segment's frame size and encoded again with H.264 (and AAC when any segment has
+sound)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,18 @@ def _starts_on_keyframe(path: str, start: float) -> bool:
     return False
 
 
+def _ends_on_keyframe(path: str, end: float) -> bool:
+    """A piece may stop at its video's own end, or just before a keyframe (the out point of a
+    trim): then every packet kept decodes from the ones kept before it."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        half_frame = 0.5 / float(stream.average_rate or 24)
+        length = float(stream.duration * stream.time_base) if stream.duration else None
+    if length is not None and end >= length - half_frame:
+        return True
+    return _starts_on_keyframe(path, end)
+
+
 def can_copy(pieces: Sequence[Piece]) -> bool:
     """True when the packets can be joined as they are, without decoding anything."""
     signatures = set()
@@ -101,7 +113,10 @@ def can_copy(pieces: Sequence[Piece]) -> bool:
             )
         if len(signatures) > 1:
             return False
-    return all(_starts_on_keyframe(piece.path, piece.start) for piece in pieces)
+    return all(
+        _starts_on_keyframe(piece.path, piece.start) and _ends_on_keyframe(piece.path, piece.end)
+        for piece in pieces
+    )
 
 
 def stitch(pieces: Sequence[Piece], out_path: str, *, progress: Progress | None = None) -> Stitched:
@@ -138,8 +153,9 @@ def _copy(pieces: Sequence[Piece], out_path: str, report: Progress) -> None:
                     at = float(packet.pts * packet.time_base)
                     is_video = packet.stream.index == video.index
                     # The new part starts on a keyframe (checked), so nothing before it is
-                    # needed; sound past the video's end would overlap the next segment.
-                    if at < piece.start - 1e-3 or (not is_video and at >= piece.end):
+                    # needed; an out point falls on one too, so nothing after it is; sound
+                    # past the piece's end would overlap the next segment.
+                    if at < piece.start - 1e-3 or at >= piece.end - 1e-3:
                         continue
                     shift = round((offset - piece.start) / packet.time_base)
                     packet.pts += shift
@@ -422,7 +438,8 @@ def run_export(*, export_id: int) -> None:
                         f"Clip {clip_id} of this chain no longer has a video. Export again."
                     )
                     return
-                start, end = clip.timeline_range()
+                # Its new footage between the in and out points set on the timeline.
+                start, end = clip.kept_range()
                 pieces.append(Piece(path=_local_copy(clip, folder, number), start=start, end=end))
                 bar.show(10 * (number + 1) / len(export.segments))
             out = os.path.join(folder, "chain.mp4")

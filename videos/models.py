@@ -614,6 +614,15 @@ class Clip(models.Model):
             start = source
         return (start if start < end else 0.0), end
 
+    def kept_range(self) -> tuple[float, float]:
+        """What a chain plays and exports of this clip, as (start, end) seconds of its video:
+        its new footage between the in and out points set on the timeline (``trim_in`` and
+        ``trim_out`` count from the first new frame; None keeps that end as it is)."""
+        start, end = self.timeline_range()
+        cut_in = start + max(0.0, self.trim_in or 0.0)
+        cut_out = end if self.trim_out is None else min(end, start + self.trim_out)
+        return (cut_in, cut_out) if cut_out > cut_in else (start, end)
+
     def chain_root(self) -> Clip:
         if self.root_id is None:
             return self

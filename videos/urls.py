@@ -57,6 +57,7 @@ urlpatterns = [
     path("clips/<int:pk>/extend/", chain_views.clip_extend, name="clip-extend"),
     path("clips/<int:pk>/continue/", chain_views.clip_continue, name="clip-continue"),
     path("clips/<int:pk>/main-take/", chain_views.choose_main_take, name="clip-main-take"),
+    path("clips/<int:pk>/trim/", chain_views.clip_trim, name="clip-trim"),
     path("clips/<int:pk>/comments/", chain_views.clip_comment, name="clip-comment"),
     path("clips/<int:pk>/decisions/", chain_views.clip_decide, name="clip-decide"),
     path("clips/<int:pk>/export/", chain_views.chain_export, name="chain-export"),

@@ -325,3 +325,139 @@
     start();
   }
 })();
+
+// Trimming on the chain page: each part of the trim strip is all of one segment's new
+// footage, with a handle at its in point and one at its out point. Dragging a handle (or
+// moving it with the arrow keys) fills in that segment's In/Out fields, which are the form
+// that works without JavaScript; letting go saves it, and the page comes back with the
+// chain playing only what is kept.
+(function () {
+  "use strict";
+
+  const SNAP = 0.05; // seconds; the studio then moves the cut onto the nearest frame
+  const SHORTEST = 0.5; // seconds a part keeps at least
+
+  function seconds(value) {
+    return value.toFixed(2) + " s";
+  }
+
+  function TrimPart(part) {
+    this.part = part;
+    this.footage = parseFloat(part.dataset.footage) || 0;
+    this.form = document.getElementById("trim-" + part.dataset.trimPart);
+    this.kept = part.querySelector(".trim-kept");
+    this.handles = {
+      in: part.querySelector("[data-handle=in]"),
+      out: part.querySelector("[data-handle=out]"),
+    };
+    this.inputs = {
+      in: this.form.querySelector("input[name=trim_in]"),
+      out: this.form.querySelector("input[name=trim_out]"),
+    };
+    this.cut = {
+      in: parseFloat(part.dataset.in) || 0,
+      out: part.dataset.out ? parseFloat(part.dataset.out) : this.footage,
+    };
+    this.dragging = null;
+    Object.keys(this.handles).forEach((which) => this.bind(which));
+    Object.keys(this.inputs).forEach((which) => {
+      this.inputs[which].addEventListener("input", () => {
+        const value = parseFloat(this.inputs[which].value);
+        if (Number.isFinite(value)) this.set(which, value, { typed: true });
+      });
+    });
+    this.draw();
+  }
+
+  TrimPart.prototype.set = function (which, value, options) {
+    let v = options && options.typed ? value : Math.round(value / SNAP) * SNAP;
+    if (which === "in") v = Math.max(0, Math.min(v, this.cut.out - SHORTEST));
+    else v = Math.min(this.footage, Math.max(v, this.cut.in + SHORTEST));
+    this.cut[which] = v;
+    if (!(options && options.typed)) this.inputs[which].value = v.toFixed(2);
+    this.draw();
+  };
+
+  TrimPart.prototype.draw = function () {
+    const from = (this.cut.in / this.footage) * 100;
+    const to = (this.cut.out / this.footage) * 100;
+    this.kept.style.left = from + "%";
+    this.kept.style.width = Math.max(0, to - from) + "%";
+    this.handles.in.style.left = from + "%";
+    this.handles.out.style.left = to + "%";
+    ["in", "out"].forEach((which) => {
+      this.handles[which].setAttribute("aria-valuenow", this.cut[which].toFixed(2));
+      this.handles[which].setAttribute("aria-valuetext", seconds(this.cut[which]));
+      this.handles[which].title = (which === "in" ? "Starts at " : "Ends at ") + seconds(this.cut[which]);
+    });
+    const trimmed = this.cut.in > 0.001 || this.cut.out < this.footage - 0.001;
+    this.part.classList.toggle("is-trimmed", trimmed);
+  };
+
+  TrimPart.prototype.secondsAt = function (event) {
+    const box = this.part.getBoundingClientRect();
+    return ((event.clientX - box.left) / box.width) * this.footage;
+  };
+
+  TrimPart.prototype.save = function () {
+    const form = this.form;
+    this.part.classList.add("is-saving");
+    // Posted in the background so the page comes back where it was, on the player.
+    fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      .then((response) => {
+        if (response.ok) window.location.reload();
+        else form.submit(); // the refusal, with its reason by the fields
+      })
+      .catch(() => form.submit());
+  };
+
+  TrimPart.prototype.bind = function (which) {
+    const handle = this.handles[which];
+    handle.addEventListener("pointerdown", (event) => {
+      event.preventDefault();
+      handle.setPointerCapture(event.pointerId);
+      this.dragging = which;
+      this.part.classList.add("is-dragging");
+    });
+    handle.addEventListener("pointermove", (event) => {
+      if (this.dragging === which) this.set(which, this.secondsAt(event));
+    });
+    const end = (event) => {
+      if (this.dragging !== which) return;
+      this.dragging = null;
+      this.part.classList.remove("is-dragging");
+      if (handle.hasPointerCapture(event.pointerId)) handle.releasePointerCapture(event.pointerId);
+      this.save();
+    };
+    handle.addEventListener("pointerup", end);
+    handle.addEventListener("pointercancel", end);
+    handle.addEventListener("keydown", (event) => {
+      const step = event.shiftKey ? 1 : 0.1;
+      if (event.key === "ArrowLeft" || event.key === "ArrowDown") {
+        this.set(which, this.cut[which] - step);
+      } else if (event.key === "ArrowRight" || event.key === "ArrowUp") {
+        this.set(which, this.cut[which] + step);
+      } else if (event.key === "Enter") {
+        this.save();
+      } else {
+        return;
+      }
+      event.preventDefault();
+    });
+  };
+
+  function start() {
+    const strip = document.querySelector("[data-trim-strip]");
+    if (!strip) return;
+    strip.querySelectorAll("[data-trim-part]").forEach((part) => {
+      if (document.getElementById("trim-" + part.dataset.trimPart)) part.trimPart = new TrimPart(part);
+    });
+    strip.hidden = false;
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
