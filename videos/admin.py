@@ -19,7 +19,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from videos import audit, connection
+from videos import audit, connection, providers
 from videos.models import (
     Activity,
     AuditEvent,
@@ -33,12 +33,17 @@ from videos.models import (
     ModelPrice,
     Project,
     ProviderAccount,
+    ProviderKind,
     ReviewLink,
     TakeGroup,
     WorkerHeartbeat,
 )
 
 SECRET_FIELDS = ("credential", "secret_key")
+
+admin.site.site_header = "Clipchain admin"
+admin.site.site_title = "Clipchain admin"
+admin.site.index_title = "Accounts, prices, projects and the ledger"
 
 
 # --- projects and members --------------------------------------------------------------------
@@ -131,20 +136,26 @@ class ProviderAccountForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=(
-            "The bearer key (Kling: the access key). Type a new key to replace the stored "
-            "one; leave empty to keep it."
-        ),
     )
     secret_key = forms.CharField(
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=(
-            "Kling: the secret key that signs the JWT (empty for a plain key). kie: the webhook "
-            "key that signs callbacks. Leave empty to keep the stored one."
-        ),
     )
+
+    HELP = {
+        "credential": (
+            "The bearer key (Kling: the access key).",
+            " Type a new key to replace the stored one; leave empty to keep it.",
+        ),
+        "secret_key": (
+            "Kling: the secret key that signs the JWT (empty for a plain key). kie: the webhook "
+            "key that signs callbacks. Other providers: leave empty.",
+            " Leave empty to keep the stored one.",
+        ),
+    }
+    # A refused save renders the form again, and the key fields never show what was typed.
+    RETYPE = "Not saved, so the key you typed was cleared for safety: type it again."
 
     class Meta:
         model = ProviderAccount
@@ -167,7 +178,19 @@ class ProviderAccountForm(forms.ModelForm):
         # Not even the form's initial data holds the stored values.
         for name in SECRET_FIELDS:
             self.initial.pop(name, None)
+            what, keep = self.HELP[name]
+            # "Leave empty to keep it" only where a stored key exists to keep.
+            self.fields[name].help_text = what + (keep if self.instance.pk else "")
         self.replaced: set[str] = set()
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if not self.errors:
+            return
+        for name in SECRET_FIELDS:
+            typed = self.data.get(self.add_prefix(name), "").strip()
+            if typed and name not in self.errors:
+                self.add_error(name, self.RETYPE)
 
     def clean_credential(self) -> str:
         value = self.cleaned_data["credential"]
@@ -190,12 +213,12 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     list_display = [
         "label",
         "kind",
-        "base_url",
+        "address",
         "key_hint",
         "is_enabled",
         "offered_to",
         "unit_price",
-        "created_at",
+        "created_on",
     ]
     list_filter = ["kind", "is_enabled", "all_projects"]
     search_fields = ["label", "base_url", "credential_last4"]
@@ -224,6 +247,18 @@ class ProviderAccountAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ProviderAccount]:
         return super().get_queryset(request).annotate(_projects=Count("projects"))
+
+    @admin.display(description="Base URL", ordering="base_url")
+    def address(self, obj: ProviderAccount) -> str:
+        # Gateways' URLs run long: the list shows the host and path, cut, the whole on hover.
+        shown = obj.base_url.split("://", 1)[-1]
+        if len(shown) > 40:
+            shown = shown[:39] + "…"
+        return format_html('<span class="url-cell" title="{}">{}</span>', obj.base_url, shown)
+
+    @admin.display(description="Added", ordering="created_at")
+    def created_on(self, obj: ProviderAccount) -> str:
+        return obj.created_at.strftime("%-d %b %Y")
 
     @admin.display(description="Key")
     def key_hint(self, obj: ProviderAccount) -> str:
@@ -492,12 +527,79 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 # --- money ---------------------------------------------------------------------------------
 
 
+def model_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every model the studio offers, grouped by provider, labelled as the new-clip form does."""
+    return [
+        (
+            kind_label,
+            [
+                (f"{kind}:{spec.name}", f"{spec.label} ({spec.name})")
+                for spec in providers.models_for(kind)
+            ],
+        )
+        for kind, kind_label in ProviderKind.choices
+    ]
+
+
+class ModelPriceForm(forms.ModelForm):
+    """Provider and model picked from the models the studio knows, so every price matches."""
+
+    provider_model = forms.ChoiceField(
+        label="Model",
+        help_text="The provider and model as the new-clip form offers them.",
+    )
+
+    class Meta:
+        model = ModelPrice
+        fields = ["per_clip", "per_second"]
+        help_texts = {
+            "per_clip": "USD for each clip, whatever its length.",
+            "per_second": "USD for each second asked for (the clip's duration).",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["provider_model"]
+        field.choices = model_choices()
+        if self.instance.pk:
+            value = f"{self.instance.kind}:{self.instance.model}"
+            self.initial["provider_model"] = value
+            if providers.model_spec(self.instance.kind, self.instance.model) is None:
+                # A row from before the list: shown as it is, to be corrected or deleted.
+                field.choices = [
+                    (value, f"{self.instance.model} (not a model the studio offers)"),
+                    *field.choices,
+                ]
+        self.order_fields(["provider_model", "per_clip", "per_second"])
+
+    def clean_provider_model(self) -> str:
+        value = self.cleaned_data["provider_model"]
+        kind, _, model = value.partition(":")
+        if providers.model_spec(kind, model) is None:
+            raise forms.ValidationError(
+                "Pick a model from the list: prices for other names would never be used."
+            )
+        duplicate = ModelPrice.objects.filter(kind=kind, model=model).exclude(pk=self.instance.pk)
+        if duplicate.exists():
+            raise forms.ValidationError("This model has a price already; change that one.")
+        self.instance.kind, self.instance.model = kind, model
+        return value
+
+
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
-    list_display = ["model", "kind", "per_clip", "per_second", "updated_at"]
+    form = ModelPriceForm
+    list_display = ["model_label", "kind", "per_clip", "per_second", "updated_at"]
     list_editable = ["per_clip", "per_second"]
     list_filter = ["kind"]
     search_fields = ["model"]
+
+    @admin.display(description="Model", ordering="model")
+    def model_label(self, obj: ModelPrice) -> str:
+        spec = providers.model_spec(obj.kind, obj.model)
+        if spec is None:
+            return f"{obj.model} (not a model the studio offers: never used)"
+        return f"{spec.label} ({obj.model})"
 
 
 @admin.register(LedgerEntry)
