@@ -56,8 +56,9 @@ class Project(models.Model):
         return reverse("project", args=[self.pk])
 
     def role_of(self, user) -> str | None:
-        membership = self.memberships.filter(user=user).only("role").first()
-        return membership.role if membership else None
+        if not user.is_authenticated:
+            return None
+        return self.memberships.filter(user=user).values_list("role", flat=True).first()
 
 
 class Membership(models.Model):
@@ -1005,3 +1006,4 @@ class WorkerHeartbeat(models.Model):
     @classmethod
     def alive(cls, kind: str, *, within: timedelta = timedelta(seconds=30)) -> bool:
         return cls.objects.filter(kind=kind, seen_at__gte=timezone.now() - within).exists()
+

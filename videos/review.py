@@ -196,6 +196,8 @@ def project_feed(project: Project, *, limit: int = FEED_LENGTH) -> list[FeedItem
     for clip in (
         project.clips.filter(kind=ClipKind.GENERATE)
         .select_related("created_by", "provider_account")
+        # Only the label is shown: the keys are not even decrypted.
+        .defer("provider_account__credential", "provider_account__secret_key")
         .order_by("-created_at", "-pk")[:limit]
     ):
         if clip.pk in recorded:

@@ -398,13 +398,13 @@ def settings_line(clip: Clip) -> str:
     adds = params.get("duration")
     if clip.has_video:
         start, end = clip.timeline_range()
-        length = f"new part {end - start:.1f} s"
+        length = f"New part {end - start:.1f} s"
         whole = f"{end:.1f} s video" if start else ""
         text = " of a ".join(part for part in (length, whole) if part)
     else:
         parent_seconds = clip.parent.duration_seconds if clip.parent else 0
         source = params.get("source_seconds") or parent_seconds
-        text = f"adds about {adds} s" if adds else "extension"
+        text = f"Adds about {adds} s" if adds else "Extension"
         if source and adds:
             text += f" to {source:.1f} s: about {float(source) + float(adds):.0f} s in all"
     return " · ".join(part for part in (text, shape) if part)
