@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser import shot
+from tests.browser import shot, wait_until
 from videos.models import Clip, ClipStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,7 +28,9 @@ def test_creator_generates_a_clip_and_watches_it_become_ready(
 
     page.get_by_label("Provider").select_option(label="apimart (sandbox)")
     page.get_by_label("Model").select_option(label="Veo 3.1 Quality")
-    page.get_by_label("Prompt").fill("A lighthouse at dusk, waves rolling in, cinematic")
+    page.get_by_label("Prompt", exact=True).fill(
+        "A lighthouse at dusk, waves rolling in, cinematic"
+    )
     page.get_by_label("Duration").select_option("8")
     shot(page, "03-new-clip")
     page.get_by_role("button", name="Generate").click()
@@ -53,8 +55,8 @@ def test_creator_generates_a_clip_and_watches_it_become_ready(
         return page.locator("#clip-status-text").inner_text() == "Ready"
 
     drain_queue(until=lambda: bool(Clip.objects.get(pk=clip.pk).poster_key), timeout=60)
-    page.wait_for_function(
-        "document.querySelector('#clip-status-text')?.innerText === 'Ready'", timeout=15_000
+    wait_until(
+        page, "document.querySelector('#clip-status-text')?.innerText === 'Ready'", timeout=15_000
     )
     assert ready_in_page()
     assert Clip.objects.get(pk=clip.pk).status == ClipStatus.READY
@@ -62,8 +64,8 @@ def test_creator_generates_a_clip_and_watches_it_become_ready(
     seen = page.evaluate("window.__seen")
     assert any(0 < value < 100 for value in seen), seen
 
-    page.wait_for_function(
-        "document.querySelector('video') && document.querySelector('video').readyState >= 1"
+    wait_until(
+        page, "document.querySelector('video') && document.querySelector('video').readyState >= 1"
     )
     duration = page.evaluate("document.querySelector('video').duration")
     assert duration == pytest.approx(8.0, abs=0.1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser import shot
+from tests.browser import shot, wait_until
 from tests.chain_helpers import finish, generate
 from videos import chains
 from videos.models import ChainExport, Comment, CommentScope, ExportStatus
@@ -60,7 +60,7 @@ def test_a_chain_plays_across_segments_and_takes_a_timecoded_comment(
     shot(page, "chain-01-clip-panel")
     page.get_by_role("link", name="Open the chain").click()
     page.wait_for_url(f"{live_server.url}/clips/{root.pk}/chain/")
-    page.wait_for_function("document.querySelector('#chain-player').chainPlayer !== undefined")
+    wait_until(page, "document.querySelector('#chain-player').chainPlayer !== undefined")
     assert page.locator(".ticks li").count() == 2
     shot(page, "chain-02-chain-page")
 
@@ -79,16 +79,18 @@ def test_a_chain_plays_across_segments_and_takes_a_timecoded_comment(
     )
     page.evaluate("document.querySelector('#chain-player').chainPlayer.seek(4.2)")
     page.get_by_role("button", name="Play").click()
-    page.wait_for_function(
-        "document.querySelector('#chain-player').dataset.segment === '1'", timeout=10_000
+    wait_until(
+        page, "document.querySelector('#chain-player').dataset.segment === '1'", timeout=10_000
     )
     swaps = page.evaluate("window.__swaps")
     handover = swaps[-1]
     assert handover["index"] == 1
     assert handover["readyState"] >= 2
     assert handover["at"] == pytest.approx(new_from, abs=0.25)
-    page.wait_for_function(
-        "document.querySelector('#chain-player').chainPlayer.currentTime() > 6.0", timeout=10_000
+    wait_until(
+        page,
+        "document.querySelector('#chain-player').chainPlayer.currentTime() > 6.0",
+        timeout=10_000,
     )
     active_time = page.evaluate(
         "document.querySelector('#chain-player').chainPlayer.video().currentTime"
@@ -116,9 +118,10 @@ def test_a_chain_plays_across_segments_and_takes_a_timecoded_comment(
     # Clicking a comment's timecode brings the player back to it.
     page.evaluate("document.querySelector('#chain-player').chainPlayer.seek(1.0)")
     link.click()
-    page.wait_for_function(
+    wait_until(
+        page,
         f"Math.abs(document.querySelector('#chain-player').chainPlayer.currentTime() - "
-        f"{comment.timecode}) < 0.15"
+        f"{comment.timecode}) < 0.15",
     )
     assert page.evaluate("document.querySelector('#chain-player').dataset.segment") == "1"
 
