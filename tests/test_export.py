@@ -327,7 +327,7 @@ def test_an_export_that_cannot_finish_before_the_queue_timeout_fails_with_a_reas
     assert "more than an export may run (0.5 minutes)" in made.error_message
     media_root = tmp_path / "media"
     assert not (media_root / "exports").exists()
-    assert not any((media_root / "incoming").glob("*"))
+    assert not any(media_root.rglob(f"*{storage_upload.PARTIAL_SUFFIX}"))
 
 
 def test_a_three_minute_chain_is_re_encoded_into_one_export(
@@ -356,17 +356,32 @@ def test_a_three_minute_chain_is_re_encoded_into_one_export(
 
 
 @pytest.mark.s3
-def test_an_export_on_s3_is_streamed_up_under_its_hash_and_leaves_nothing_behind(
+def test_an_export_on_s3_is_streamed_up_under_its_final_key_and_leaves_nothing_behind(
     client, user, project, live_server, sandbox_account, drain_queue, s3_storage, s3_server
 ):
     import boto3
 
     root, _ = _reencoded_chain(project, user, sandbox_account("kling"), seconds=4)
+    calls: list[tuple[str, str]] = []
+
+    def seen(params, model, **kwargs) -> None:
+        calls.append((model.name, params.get("Key", "")))
+
+    events = default_storage.connection.meta.client.meta.events
+    events.register("before-parameter-build.s3", seen)
     client.force_login(user)
-    made = run_export(client, drain_queue, root)
+    try:
+        made = run_export(client, drain_queue, root)
+    finally:
+        events.unregister("before-parameter-build.s3", seen)
 
     assert made.status == ExportStatus.READY, made.error_message
-    assert made.file_key == f"exports/{project.pk}/{made.pk}-{made.sha256[:12]}.mp4"
+    # A random token chosen before the upload, not the hash: no server-side copy needed.
+    assert re.fullmatch(rf"exports/{project.pk}/{made.pk}-[0-9a-f]{{12}}\.mp4", made.file_key)
+    # Written once, straight under its final key (a few MB: one PutObject); nothing copied.
+    writes = [name for name, key in calls if key == made.file_key]
+    assert "PutObject" in writes or "CompleteMultipartUpload" in writes, calls
+    assert "CopyObject" not in [name for name, _ in calls]
     with storage_upload.open_ranged(default_storage, made.file_key) as stored:
         data = stored.read()
     assert hashlib.sha256(data).hexdigest() == made.sha256 and len(data) == made.file_size
@@ -379,4 +394,4 @@ def test_an_export_on_s3_is_streamed_up_under_its_hash_and_leaves_nothing_behind
     )
     assert s3.list_multipart_uploads(Bucket=s3_storage).get("Uploads", []) == []
     keys = [entry["Key"] for entry in s3.list_objects_v2(Bucket=s3_storage)["Contents"]]
-    assert made.file_key in keys and not [key for key in keys if key.startswith("incoming/")]
+    assert [key for key in keys if key.startswith("exports/")] == [made.file_key]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import struct
 import threading
@@ -160,8 +161,14 @@ def stored_bytes(key: str) -> bytes:
 
 
 def local_leftovers(settings) -> list[str]:
-    folder = Path(settings.STORAGES["default"]["OPTIONS"]["location"]) / "incoming"
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    """Files still being written (``.part``, next to their final names) anywhere in storage."""
+    folder = Path(settings.STORAGES["default"]["OPTIONS"]["location"])
+    return sorted(p.name for p in folder.rglob(f"*{storage_upload.PARTIAL_SUFFIX}"))
+
+
+def final_key(clip: Clip) -> re.Pattern:
+    """A clip's video key: its project, its id and a random 12-hex token chosen up front."""
+    return re.compile(rf"clips/{clip.project_id}/{clip.pk}-[0-9a-f]{{12}}\.mp4")
 
 
 # --- S3 ----------------------------------------------------------------------------------------
@@ -190,20 +197,42 @@ def s3(s3_server, s3_storage):
     return Bucket()
 
 
+@pytest.fixture
+def s3_calls(s3):
+    """The S3 operations the studio's own client makes, as (operation, key) in order."""
+    calls: list[tuple[str, str]] = []
+
+    def seen(params, model, **kwargs) -> None:
+        calls.append((model.name, params.get("Key", "")))
+
+    events = default_storage.connection.meta.client.meta.events
+    events.register("before-parameter-build.s3", seen)
+    yield calls
+    events.unregister("before-parameter-build.s3", seen)
+
+
 @pytest.mark.s3
-def test_a_video_streams_into_s3_with_the_sources_bytes_and_hash(files, video, s3):
+def test_a_video_streams_into_s3_under_its_final_key_with_no_copy(files, video, s3, s3_calls):
     clip = mirrored(saving_clip(files.serve("/v.mp4", Link(body=video))))
 
     assert clip.status == ClipStatus.READY, clip.error_message
     sha = hashlib.sha256(video).hexdigest()
     assert clip.sha256 == sha and clip.file_size == len(video)
-    assert clip.file_key == f"clips/{clip.project_id}/{clip.pk}-{sha[:12]}.mp4"
+    assert final_key(clip).fullmatch(clip.file_key), clip.file_key
     assert hashlib.sha256(stored_bytes(clip.file_key)).hexdigest() == sha
     assert (clip.duration_seconds, clip.width, clip.height) == (3.0, 320, 180)
     assert clip.mirror_attempts == 1
     assert s3.objects() == [clip.file_key] and s3.uploads() == []
     head = s3.client.head_object(Bucket=s3.name, Key=clip.file_key)
     assert head["ContentType"] == "video/mp4"
+    # The multipart upload is made under the final key and completing it is the last
+    # write: no CopyObject, no second key, nothing to delete.
+    operations = [name for name, _ in s3_calls]
+    assert "CopyObject" not in operations and "DeleteObject" not in operations
+    writes = {key for name, key in s3_calls if name in {"CreateMultipartUpload", "UploadPart"}}
+    assert writes == {clip.file_key}
+    assert operations.count("UploadPart") == 3  # 20 MiB in 8 MiB parts
+    assert ("CompleteMultipartUpload", clip.file_key) in s3_calls
 
 
 @pytest.mark.s3
@@ -244,6 +273,7 @@ def test_a_connection_cut_mid_download_leaves_no_object_nor_upload_and_the_retry
     assert clip.status == ClipStatus.READY, clip.error_message
     assert clip.mirror_attempts == 2
     assert clip.sha256 == hashlib.sha256(video).hexdigest()
+    assert hashlib.sha256(stored_bytes(clip.file_key)).hexdigest() == clip.sha256
     assert s3.objects() == [clip.file_key] and s3.uploads() == []
 
 
@@ -274,19 +304,31 @@ def test_a_worker_stopped_mid_upload_aborts_it_and_the_next_run_finishes(
 def test_a_run_clears_the_upload_a_killed_worker_left(files, video, s3, monkeypatch):
     # The killed run had counted its try before it started uploading.
     clip = saving_clip(files.serve("/v.mp4", Link(body=video)), mirror_attempts=1)
-    # As if the queue's timeout had passed since (only then can its worker be dead).
-    monkeypatch.setattr(mirror, "_leftover_age", lambda: 0.0)
-    # What SIGKILL mid-upload leaves: an unfinished multipart upload under the clip's tag.
-    key = f"incoming/clip-{clip.pk}-deadbeef"
+    # What SIGKILL mid-upload leaves: an unfinished multipart upload under the clip's final
+    # key, and (killed while probing) a completed object nobody recorded.
+    key = f"clips/{clip.project_id}/{clip.pk}-deadbeef0000.mp4"
     upload = s3.client.create_multipart_upload(Bucket=s3.name, Key=key)
     s3.client.upload_part(
         Bucket=s3.name, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * MiB
     )
-    assert s3.uploads() == [key]
+    orphan = f"clips/{clip.project_id}/{clip.pk}-0123456789ab.mp4"
+    s3.client.put_object(Bucket=s3.name, Key=orphan, Body=b"probed, never recorded")
+    # Another clip's upload whose id starts with this one's is not this clip's.
+    other = f"clips/{clip.project_id}/{clip.pk}0-deadbeef0000.mp4"
+    other_upload = s3.client.create_multipart_upload(Bucket=s3.name, Key=other)
+    assert sorted(s3.uploads()) == sorted([key, other])
 
+    # Younger than the queue's timeout: its worker may be alive, so nothing is touched.
+    prefix = f"clips/{clip.project_id}/{clip.pk}-"
+    assert storage_upload.sweep(default_storage, prefix=prefix, older_than=600) == 0
+    assert sorted(s3.uploads()) == sorted([key, other]) and s3.objects() == [orphan]
+
+    # As if the queue's timeout had passed since (only then can its worker be dead).
+    monkeypatch.setattr(mirror, "_leftover_age", lambda: 0.0)
     clip = mirrored(clip)
     assert clip.status == ClipStatus.READY and clip.mirror_attempts == 2
-    assert s3.uploads() == [] and s3.objects() == [clip.file_key]
+    assert s3.uploads() == [other] and s3.objects() == [clip.file_key]
+    s3.client.abort_multipart_upload(Bucket=s3.name, Key=other, UploadId=other_upload["UploadId"])
 
 
 @pytest.mark.s3
@@ -318,6 +360,7 @@ def test_a_second_run_that_loses_the_race_deletes_its_object(files, video, s3, m
     assert clip.status == ClipStatus.READY
     ours, theirs = calls
     assert ours != theirs and clip.file_key == theirs
+    assert final_key(clip).fullmatch(ours) and final_key(clip).fullmatch(theirs)
     assert s3.objects() == [theirs]
 
 
@@ -421,7 +464,16 @@ def test_a_file_that_is_not_a_video_fails_and_is_not_kept(files, settings):
     clip = mirrored(saving_clip(files.serve("/v.mp4", Link(body=os.urandom(3 * MiB)))))
     assert clip.status == ClipStatus.FAILED and clip.error_code == "not_a_video"
     assert local_leftovers(settings) == []
-    assert not default_storage.exists(f"clips/{clip.project_id}")
+    folder = Path(default_storage.path(f"clips/{clip.project_id}"))
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+@pytest.mark.s3
+def test_a_file_that_is_not_a_video_is_deleted_from_s3_after_the_probe(files, s3):
+    # Three parts: the upload completes under the final key before the probe refuses it.
+    clip = mirrored(saving_clip(files.serve("/v.mp4", Link(body=os.urandom(20 * MiB)))))
+    assert clip.status == ClipStatus.FAILED and clip.error_code == "not_a_video"
+    assert s3.objects() == [] and s3.uploads() == []
 
 
 # --- the filesystem backend --------------------------------------------------------------------
@@ -447,8 +499,11 @@ def test_the_filesystem_backend_writes_the_final_file_once_and_leaves_no_temp_fi
 
     assert clip.status == ClipStatus.READY, clip.error_message
     assert seen[1] == [], "the cut try left its part file behind"
-    assert default_storage.path(clip.file_key).endswith(f"{clip.pk}-{clip.sha256[:12]}.mp4")
+    assert final_key(clip).fullmatch(clip.file_key), clip.file_key
+    assert clip.sha256 == hashlib.sha256(video).hexdigest()
     assert Path(default_storage.path(clip.file_key)).read_bytes() == video
+    folder = Path(default_storage.path(clip.file_key)).parent
+    assert [p.name for p in folder.iterdir()] == [Path(clip.file_key).name]
     assert local_leftovers(settings) == []
     assert list(scratch.iterdir()) == []
 

@@ -89,10 +89,54 @@ def test_a_ranged_reader_reads_and_seeks_like_the_stored_bytes(s3_storage):
 
 
 def test_an_unfinished_upload_is_aborted_and_nothing_is_stored(s3_storage):
-    incoming = storage_upload.receive(default_storage, tag="test", max_bytes=1024**3)
+    incoming = storage_upload.receive(default_storage, "test/unfinished.mp4", max_bytes=1024**3)
     with pytest.raises(RuntimeError), incoming:
         incoming.write(os.urandom(20 * 1024 * 1024))
         raise RuntimeError("the source broke off")
+    s3 = boto3_client(default_storage)
+    assert s3.list_multipart_uploads(Bucket=s3_storage).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=s3_storage).get("KeyCount") == 0
+
+
+def test_a_streamed_upload_lands_under_its_final_key_without_a_copy(s3_storage):
+    s3 = boto3_client(default_storage)
+    operations: list[str] = []
+
+    def seen(model, **kwargs) -> None:
+        operations.append(model.name)
+
+    s3.meta.events.register("before-parameter-build.s3", seen)
+    data = os.urandom(20 * 1024 * 1024 + 5)  # three parts, the last one short
+    try:
+        with storage_upload.receive(
+            default_storage, "test/final-0123456789ab.mp4", max_bytes=1024**3
+        ) as incoming:
+            for start in range(0, len(data), 1024 * 1024):
+                incoming.write(data[start : start + 1024 * 1024])
+            incoming.finish()
+            # Probed where it stays, before it is kept.
+            with incoming.open() as stored:
+                assert stored.read(16) == data[:16]
+            name = incoming.keep()
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3", seen)
+
+    assert name == "test/final-0123456789ab.mp4"
+    assert incoming.sha256 == hashlib.sha256(data).hexdigest() and incoming.size == len(data)
+    keys = [entry["Key"] for entry in s3.list_objects_v2(Bucket=s3_storage)["Contents"]]
+    assert keys == [name]
+    with storage_upload.open_ranged(default_storage, name) as stored:
+        assert hashlib.sha256(stored.read()).hexdigest() == incoming.sha256
+    assert "CopyObject" not in operations and "DeleteObject" not in operations
+    assert operations.count("UploadPart") == 3 and "CompleteMultipartUpload" in operations
+
+
+def test_a_completed_upload_that_is_not_kept_is_deleted(s3_storage):
+    incoming = storage_upload.receive(default_storage, "test/refused.mp4", max_bytes=1024**3)
+    with pytest.raises(ValueError), incoming:
+        incoming.write(os.urandom(9 * 1024 * 1024))
+        incoming.finish()
+        raise ValueError("the probe refused it")
     s3 = boto3_client(default_storage)
     assert s3.list_multipart_uploads(Bucket=s3_storage).get("Uploads", []) == []
     assert s3.list_objects_v2(Bucket=s3_storage).get("KeyCount") == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -401,23 +402,24 @@ class _Bar:
         self.show(10 + 80 * fraction)
 
 
+def _key_prefix(export: ChainExport) -> str:
+    return f"exports/{export.root.project_id}/{export.pk}-"
+
+
 def _upload(export: ChainExport, path: str, bar: _Bar) -> tuple[str, int, str]:
-    """The stitched file into storage through the same streamed upload as a clip's video."""
+    """The stitched file into storage through the same streamed upload as a clip's video,
+    straight under its final key (a random token in it: no server-side copy)."""
     size = os.path.getsize(path)
+    key = f"{_key_prefix(export)}{secrets.token_hex(6)}.mp4"
     with (
-        storage_upload.receive(
-            default_storage, tag=f"export-{export.pk}", max_bytes=max(size, 1)
-        ) as incoming,
+        storage_upload.receive(default_storage, key, max_bytes=max(size, 1)) as incoming,
         open(path, "rb") as stitched,
     ):
         while chunk := stitched.read(CHUNK):
             incoming.write(chunk)
             bar.show(90 + 9 * incoming.size / max(size, 1))
         incoming.finish()
-        key = incoming.keep(
-            f"exports/{export.root.project_id}/{export.pk}-{incoming.sha256[:12]}.mp4"
-        )
-        return key, incoming.size, incoming.sha256
+        return incoming.keep(), incoming.size, incoming.sha256
 
 
 def run_export(*, export_id: int) -> None:
@@ -425,7 +427,12 @@ def run_export(*, export_id: int) -> None:
     if not export.claim():
         return
     # What an export killed mid-upload left behind (it may be this one, taken over).
-    storage_upload.sweep(default_storage, tag=f"export-{export.pk}", older_than=_task_seconds())
+    storage_upload.sweep(
+        default_storage,
+        prefix=_key_prefix(export),
+        older_than=_task_seconds(),
+        in_use=lambda: ChainExport.objects.filter(pk=export.pk).values_list("file_key", flat=True),
+    )
     clips = {clip.pk: clip for clip in Clip.objects.filter(pk__in=export.segments)}
     bar = _Bar(export)
     try:

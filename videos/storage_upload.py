@@ -1,16 +1,20 @@
 """Streaming a file into storage as it arrives, and reading stored files by byte ranges.
 
 ``receive`` takes bytes in order (a provider's download, a stitched export) and writes them
-where they stay, counting size and SHA-256 on the way, with no temporary copy anywhere:
+under the final name the caller chose before the first byte (with a random token in it:
+S3 has no rename, and the SHA-256 is only known at the end), counting size and SHA-256 on
+the way, with no temporary copy anywhere:
 
-- S3 (django-storages' S3Storage): a multipart upload under ``incoming/``. A small thread
+- S3 (django-storages' S3Storage): a multipart upload to the final key. A small thread
   pool sends parts while the next one fills, with at most MAX_BUFFERED parts in memory, so
-  a slow store holds the download back instead of filling memory. The finished object is
-  then copied server-side to its content-addressed key, since S3 has no rename. A file
-  smaller than one part never leaves memory until its final key is known. Whatever goes
-  wrong aborts the upload: an incomplete multipart upload is invisible, and billed.
-- The filesystem backend: a file under ``incoming/`` in the storage folder, hard-linked to
-  its final name (the same file system, so nothing is copied, and nothing is overwritten).
+  a slow store holds the download back instead of filling memory. Completing the upload is
+  the last step: there is no server-side copy. A file smaller than one part never leaves
+  memory until it is kept (one PutObject). Whatever goes wrong aborts the upload (an
+  incomplete multipart upload is invisible, and billed) or deletes the completed object.
+- The filesystem backend: a ``.part`` file next to the final name, hard-linked to it (the
+  same folder, so nothing is copied, and a link never overwrites a file).
+
+``sweep`` clears what a killed worker left under a name prefix (``clips/3/12-``).
 
 ``open_ranged`` gives PyAV a seekable file over a stored object that fetches only the byte
 ranges it reads: django-storages' S3File downloads the whole object into memory first.
@@ -25,7 +29,7 @@ import logging
 import os
 import threading
 import time
-import uuid
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
@@ -41,7 +45,8 @@ PART_SIZE = 8 * MiB
 # Parts in memory at once (the one filling included), and uploads running side by side.
 MAX_BUFFERED = 4
 UPLOAD_THREADS = MAX_BUFFERED - 1
-INCOMING = "incoming"
+# What a file being written on the filesystem backend is called until it is kept.
+PARTIAL_SUFFIX = ".part"
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +62,14 @@ def part_size(max_bytes: int) -> int:
 
 
 class Incoming:
-    """Bytes on their way into storage; ``keep`` gives them their final name.
+    """Bytes on their way into storage under ``name``; ``keep`` makes them stay.
 
     Used as a context manager: leaving the block without ``keep`` (an error, a refusal)
     removes everything written so far.
     """
 
-    def __init__(self, *, max_bytes: int) -> None:
+    def __init__(self, name: str, *, max_bytes: int) -> None:
+        self.name = name
         self.max_bytes = max_bytes
         self.size = 0
         self._digest = hashlib.sha256()
@@ -87,11 +93,11 @@ class Incoming:
         """The bytes received, as a seekable file (for probing before they are kept)."""
         raise NotImplementedError
 
-    def keep(self, name: str) -> str:
-        """Store under ``name`` (or a free variant of it); returns the name used."""
-        stored = self._keep(name)
+    def keep(self) -> str:
+        """Leave the file in storage (after ``finish``); returns its name."""
+        self.name = self._keep()
         self._kept = True
-        return stored
+        return self.name
 
     def discard(self) -> None:
         raise NotImplementedError
@@ -99,7 +105,7 @@ class Incoming:
     def _write(self, data: bytes) -> None:
         raise NotImplementedError
 
-    def _keep(self, name: str) -> str:
+    def _keep(self) -> str:
         raise NotImplementedError
 
     def __enter__(self) -> Incoming:
@@ -115,23 +121,35 @@ class Incoming:
             log.exception("could not remove an unfinished upload")
 
 
-def receive(storage: Storage, *, tag: str, max_bytes: int) -> Incoming:
-    """Start receiving a file; ``tag`` names its leftovers for ``sweep`` (e.g. ``clip-12``)."""
-    staging = f"{INCOMING}/{tag}-{uuid.uuid4().hex}"
+def receive(storage: Storage, name: str, *, max_bytes: int) -> Incoming:
+    """Start receiving a file under ``name``, its final name, chosen before the first byte.
+
+    The name should be unique to this try (a random token in it): two tries of one clip
+    then never write over each other, and the one that loses deletes only its own file.
+    """
+    name = storage.get_available_name(name)
     if isinstance(storage, S3Storage):
-        return _S3Incoming(storage, staging, max_bytes=max_bytes)
+        return _S3Incoming(storage, name, max_bytes=max_bytes)
     if isinstance(storage, FileSystemStorage):
-        return _LocalIncoming(storage, staging, max_bytes=max_bytes)
+        return _LocalIncoming(storage, name, max_bytes=max_bytes)
     raise NotImplementedError(f"Streaming into {type(storage).__name__} is not supported.")
 
 
-def sweep(storage: Storage, *, tag: str, older_than: float) -> int:
-    """Remove what an interrupted ``receive(tag=...)`` left (a worker killed mid-upload).
+def sweep(
+    storage: Storage,
+    *,
+    prefix: str,
+    older_than: float,
+    in_use: Callable[[], Collection[str]] = tuple,
+) -> int:
+    """Remove what an interrupted ``receive`` under ``prefix`` left (a worker killed mid-way).
 
     Only what was started more than ``older_than`` seconds ago: a run still alive (no
-    longer than the queue's timeout) keeps its upload.
+    longer than the queue's timeout) keeps its upload. On S3: unfinished multipart uploads
+    (ListMultipartUploads by prefix), and completed objects nobody recorded (a worker killed
+    between completing and recording); ``in_use`` names the recorded ones, asked after the
+    listing. On the filesystem: the ``.part`` files.
     """
-    prefix = f"{INCOMING}/{tag}-"
     cutoff = time.time() - older_than
     removed = 0
     if isinstance(storage, S3Storage):
@@ -146,18 +164,29 @@ def sweep(storage: Storage, *, tag: str, older_than: float) -> int:
                         Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )
                     removed += 1
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=key_prefix
-        ):
-            for entry in page.get("Contents", ()):
-                if entry["LastModified"].timestamp() <= cutoff:
-                    client.delete_object(Bucket=bucket, Key=entry["Key"])
+        stale = [
+            entry["Key"]
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=key_prefix
+            )
+            for entry in page.get("Contents", ())
+            if entry["LastModified"].timestamp() <= cutoff
+        ]
+        if stale:
+            recorded = {_s3_key(storage, name) for name in in_use() if name}
+            for key in stale:
+                if key not in recorded:
+                    client.delete_object(Bucket=bucket, Key=key)
                     removed += 1
     elif isinstance(storage, FileSystemStorage):
-        folder = storage.path(INCOMING)
+        folder, start = os.path.split(storage.path(prefix))
         if os.path.isdir(folder):
             for entry in os.scandir(folder):
-                if entry.name.startswith(f"{tag}-") and entry.stat().st_mtime <= cutoff:
+                if (
+                    entry.name.startswith(start)
+                    and entry.name.endswith(PARTIAL_SUFFIX)
+                    and entry.stat().st_mtime <= cutoff
+                ):
                     os.unlink(entry.path)
                     removed += 1
     return removed
@@ -180,13 +209,13 @@ def _s3_write_parameters(storage: S3Storage, name: str) -> dict:
 
 
 class _S3Incoming(Incoming):
-    def __init__(self, storage: S3Storage, staging: str, *, max_bytes: int) -> None:
-        super().__init__(max_bytes=max_bytes)
+    def __init__(self, storage: S3Storage, name: str, *, max_bytes: int) -> None:
+        super().__init__(name, max_bytes=max_bytes)
         self._storage = storage
         # boto3 clients are thread-safe (resources are not): one client for every part.
         self._client = storage.connection.meta.client
         self._bucket = storage.bucket_name
-        self._staging_key = _s3_key(storage, staging)
+        self._key = _s3_key(storage, name)
         self._part_size = part_size(max_bytes)
         self._buffer = bytearray(self._part_size)
         self._filled = 0
@@ -198,7 +227,7 @@ class _S3Incoming(Incoming):
         self._pool: ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(MAX_BUFFERED - 1)
         self._finished = False
-        self._staged = False  # a completed object waits under the staging key
+        self._completed = False  # the multipart upload is complete: the object is there
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -216,8 +245,8 @@ class _S3Incoming(Incoming):
         if self._upload_id is None:
             self._upload_id = self._client.create_multipart_upload(
                 Bucket=self._bucket,
-                Key=self._staging_key,
-                **_s3_write_parameters(self._storage, self._staging_key),
+                Key=self._key,
+                **_s3_write_parameters(self._storage, self._key),
             )["UploadId"]
             self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3-part")
         # Blocks while MAX_BUFFERED - 1 parts are on their way: the reader waits for S3.
@@ -239,7 +268,7 @@ class _S3Incoming(Incoming):
     def _upload_part(self, number: int, body: bytearray) -> dict:
         answer = self._client.upload_part(
             Bucket=self._bucket,
-            Key=self._staging_key,
+            Key=self._key,
             UploadId=self._upload_id,
             PartNumber=number,
             Body=body,
@@ -264,7 +293,7 @@ class _S3Incoming(Incoming):
         parts = [future.result() for future in self._parts]
         self._client.complete_multipart_upload(
             Bucket=self._bucket,
-            Key=self._staging_key,
+            Key=self._key,
             UploadId=self._upload_id,
             MultipartUpload={"Parts": parts},
         )
@@ -273,36 +302,25 @@ class _S3Incoming(Incoming):
         self._buffer, self._spare = bytearray(), []
         self._parts = []
         self._finished = True
-        self._staged = True
+        self._completed = True
 
     def open(self) -> BinaryIO:
-        if not self._staged:
+        if not self._completed:
             return io.BytesIO(self._buffer[: self._filled])
-        return RangedReader(self._client, self._bucket, self._staging_key, size=self.size)
+        return RangedReader(self._client, self._bucket, self._key, size=self.size)
 
-    def _keep(self, name: str) -> str:
+    def _keep(self) -> str:
         assert self._finished, "finish() first"
-        stored = self._storage.get_available_name(name)
-        key = _s3_key(self._storage, stored)
-        if not self._staged:
+        if not self._completed:
             self._client.put_object(
                 Bucket=self._bucket,
-                Key=key,
+                Key=self._key,
                 Body=self._buffer[: self._filled],
-                **_s3_write_parameters(self._storage, key),
+                **_s3_write_parameters(self._storage, self._key),
             )
             self._buffer = bytearray()
-            return stored
-        # CopyObject takes objects up to 5 GiB in one call, which covers every video here.
-        self._client.copy_object(
-            Bucket=self._bucket,
-            Key=key,
-            CopySource={"Bucket": self._bucket, "Key": self._staging_key},
-            **({"ACL": self._storage.default_acl} if self._storage.default_acl else {}),
-        )
-        self._client.delete_object(Bucket=self._bucket, Key=self._staging_key)
-        self._staged = False
-        return stored
+        # A completed multipart upload already is the object, under its final key.
+        return self.name
 
     def discard(self) -> None:
         self._buffer = bytearray()
@@ -312,12 +330,12 @@ class _S3Incoming(Incoming):
                 future.cancel()
             self._shut_pool()
             self._client.abort_multipart_upload(
-                Bucket=self._bucket, Key=self._staging_key, UploadId=self._upload_id
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
             )
             self._upload_id = None
-        if self._staged:
-            self._client.delete_object(Bucket=self._bucket, Key=self._staging_key)
-            self._staged = False
+        if self._completed:
+            self._client.delete_object(Bucket=self._bucket, Key=self._key)
+            self._completed = False
 
     def _shut_pool(self) -> None:
         if self._pool is not None:
@@ -418,10 +436,11 @@ def download(storage: Storage, name: str, into: BinaryIO, *, chunk_size: int = M
 
 
 class _LocalIncoming(Incoming):
-    def __init__(self, storage: FileSystemStorage, staging: str, *, max_bytes: int) -> None:
-        super().__init__(max_bytes=max_bytes)
+    def __init__(self, storage: FileSystemStorage, name: str, *, max_bytes: int) -> None:
+        super().__init__(name, max_bytes=max_bytes)
         self._storage = storage
-        self._path = storage.path(staging)
+        # Next to the final name: linking it there is atomic and copies nothing.
+        self._path = storage.path(name) + PARTIAL_SUFFIX
         os.makedirs(os.path.dirname(self._path), exist_ok=True)
         self._file: BinaryIO | None = open(self._path, "xb")  # noqa: SIM115 (closed by finish)
 
@@ -435,21 +454,22 @@ class _LocalIncoming(Incoming):
     def open(self) -> BinaryIO:
         return open(self._path, "rb")  # noqa: SIM115 (the caller closes it)
 
-    def _keep(self, name: str) -> str:
+    def _keep(self) -> str:
+        stored = self.name
         for _ in range(10):
-            stored = self._storage.get_available_name(name)
             path = self._storage.path(stored)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             try:
                 # A link never replaces a file that appeared since the name was chosen.
                 os.link(self._path, path)
             except FileExistsError:
+                stored = self._storage.get_available_name(self.name)
                 continue
             if self._storage.file_permissions_mode is not None:
                 os.chmod(path, self._storage.file_permissions_mode)
             os.unlink(self._path)
             return stored
-        raise FileExistsError(f"No free name for {name}.")
+        raise FileExistsError(f"No free name for {self.name}.")
 
     def discard(self) -> None:
         if self._file is not None:

@@ -2,8 +2,9 @@
 
 One attempt reads the provider's link through the SSRF guard and feeds the body straight
 into storage as it arrives (``storage_upload``: an S3 multipart upload, or a direct file
-write), counting size and SHA-256 on the way; PyAV then probes the stored bytes through
-ranged reads, and the object takes its content-addressed key.
+write), under its final key ``clips/{project}/{clip}-{token}.mp4`` (a random token chosen
+before the first byte, so no server-side copy follows), counting size and SHA-256 on the
+way; PyAV then probes the stored bytes through ranged reads.
 
 Attempts are counted on the clip (``mirror_attempts``) as they start, so one that dies with
 its worker counts too, and a link that never works ends Failed after MAX_ATTEMPTS whichever
@@ -15,6 +16,7 @@ provider no longer serves (403, 404, 410) ends Expired at once.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -37,7 +39,7 @@ RETRY_MAX_SECONDS = 60.0
 # How often a running download shows its progress on the clip page.
 PROGRESS_EVERY_SECONDS = 2.0
 GONE = frozenset({403, 404, 410})
-# Left for the probe, the final copy and the bookkeeping when the queue's timeout nears.
+# Left for the probe and the bookkeeping when the queue's timeout nears.
 FINISHING_SECONDS = 60.0
 
 
@@ -127,6 +129,11 @@ def _show(clip: Clip, phase: str) -> None:
         raise Stopped
 
 
+def _key_prefix(clip: Clip) -> str:
+    """What every try's video of this clip is named with, and its leftovers swept by."""
+    return f"clips/{clip.project_id}/{clip.pk}-"
+
+
 def _megabytes(count: int) -> str:
     return f"{count / 1_000_000:,.0f} MB"
 
@@ -156,9 +163,9 @@ def _download(clip: Clip, attempt: int, *, stop_at: float) -> Mirrored:
         if total is not None and total > MAX_VIDEO_BYTES:
             raise storage_upload.TooLarge
         shown_at = time.monotonic()
-        with storage_upload.receive(
-            default_storage, tag=f"clip-{clip.pk}", max_bytes=MAX_VIDEO_BYTES
-        ) as incoming:
+        # Its own key for each try: no two tries (nor two runs) write the same object.
+        key = f"{_key_prefix(clip)}{secrets.token_hex(6)}.mp4"
+        with storage_upload.receive(default_storage, key, max_bytes=MAX_VIDEO_BYTES) as incoming:
             for chunk in response.iter_bytes():
                 incoming.write(chunk)
                 now = time.monotonic()
@@ -174,7 +181,7 @@ def _download(clip: Clip, attempt: int, *, stop_at: float) -> Mirrored:
             incoming.finish()
             with incoming.open() as stored:
                 info = media.probe(stored)
-            key = incoming.keep(f"clips/{clip.project_id}/{clip.pk}-{incoming.sha256[:12]}.mp4")
+            key = incoming.keep()
             return Mirrored(key=key, size=incoming.size, sha256=incoming.sha256, info=info)
 
 
@@ -301,8 +308,17 @@ def mirror_clip(*, clip_id: int) -> None:
 
 def _sweep(clip: Clip) -> None:
     """Remove what an earlier run killed mid-upload left (an unfinished upload, a file)."""
+
+    def recorded() -> list[str]:
+        return list(Clip.objects.filter(pk=clip.pk).values_list("file_key", flat=True))
+
     try:
-        storage_upload.sweep(default_storage, tag=f"clip-{clip.pk}", older_than=_leftover_age())
+        storage_upload.sweep(
+            default_storage,
+            prefix=_key_prefix(clip),
+            older_than=_leftover_age(),
+            in_use=recorded,
+        )
     except (BotoCoreError, ClientError, OSError):
         # Storage trouble: the try that follows meets it too, and counts it.
         log.warning("clip %s: leftovers not swept", clip.pk, exc_info=True)
@@ -317,11 +333,8 @@ def _record(clip: Clip, mirrored: Mirrored) -> None:
         width=mirrored.info.width,
         height=mirrored.info.height,
     ):
-        # Another run got there first: keep theirs, drop ours (unless it is the same key,
-        # which then holds the very same bytes).
-        clip.refresh_from_db(fields=["file_key"])
-        if clip.file_key != mirrored.key:
-            default_storage.delete(mirrored.key)
+        # Another run got there first: keep theirs, drop ours (each try has its own key).
+        default_storage.delete(mirrored.key)
         return
     log.info("clip %s: mirrored %s bytes to %s", clip.pk, mirrored.size, mirrored.key)
     enqueue("poster", clip.pk)
