@@ -405,7 +405,8 @@ def video(request: HttpRequest, task_id: str) -> HttpResponse:
     task = SandboxTask.objects.filter(provider=PROVIDER, task_id=task_id).first()
     if task is None or not _succeeded(task) or task.fault == "expired":
         return HttpResponse("Not Found", status=404, content_type="text/plain")
-    return video_response(request, task, label=f"SANDBOX · kie · {task.model}")
+    version = " · 1080p" if task.kind == "hd1080" else ""
+    return video_response(request, task, label=f"SANDBOX · kie · {task.model}{version}")
 
 
 # --- callbacks ---------------------------------------------------------------------------

@@ -103,11 +103,13 @@ def test_a_failed_extension_is_partial_and_keeps_the_first_eight_seconds():
     assert state.is_final
     assert state.video_url == "https://videos-us3.ss2.life/video/a8a0f0cb-xxxx-xxxx"
     assert state.error_code == "extend_failed"
-    assert "first 8 s were made and saved" in state.error_message
+    assert "retry the extension" in state.error_message
     assert "continue from the 8 s clip" in state.error_message
     assert "busy" in state.error_message
     assert state.provider_message == "第一段视频生成成功,但二创失败:线路繁忙,请重试 (E-2003)"
     assert state.raw["data"]["remix_id"] == "video_08a9eb19-xxxx-xxxx"
+    # Kept on the clip: the seed's way to retry the extension by hand.
+    assert state.facts == {"remix_id": "video_08a9eb19-xxxx-xxxx"}
 
 
 def test_a_safety_refusal_of_the_first_part_fails_and_asks_for_other_prompt_or_images():

@@ -44,6 +44,8 @@ SECRET_FIELDS = ("credential", "secret_key")
 admin.site.site_header = "Clipchain admin"
 admin.site.site_title = "Clipchain admin"
 admin.site.index_title = "Accounts, prices, projects and the ledger"
+# The model list stays on the admin's home page: lists get the whole width at 1280 px.
+admin.site.enable_nav_sidebar = False
 
 
 # --- projects and members --------------------------------------------------------------------
@@ -172,6 +174,13 @@ class ProviderAccountForm(forms.ModelForm):
             "max_in_flight",
             "requests_per_minute",
         ]
+        help_texts = {
+            "unit_price": (
+                "What one unit of the provider's reported cost costs in USD (kie: a credit, "
+                "Kling: a unit). Empty: their reported units have no USD value, so the "
+                "estimate from the price table stands in, and the pages say so."
+            )
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -210,15 +219,15 @@ class ProviderAccountForm(forms.ModelForm):
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(admin.ModelAdmin):
     form = ProviderAccountForm
+    # Lean enough to fit beside the filters at 1280 px: the rest is on the account's page.
     list_display = [
         "label",
-        "kind",
+        "provider",
         "address",
         "key_hint",
         "is_enabled",
         "offered_to",
         "unit_price",
-        "created_on",
     ]
     list_filter = ["kind", "is_enabled", "all_projects"]
     search_fields = ["label", "base_url", "credential_last4"]
@@ -256,9 +265,9 @@ class ProviderAccountAdmin(admin.ModelAdmin):
             shown = shown[:39] + "…"
         return format_html('<span class="url-cell" title="{}">{}</span>', obj.base_url, shown)
 
-    @admin.display(description="Added", ordering="created_at")
-    def created_on(self, obj: ProviderAccount) -> str:
-        return obj.created_at.strftime("%-d %b %Y")
+    @admin.display(description="Provider", ordering="kind")
+    def provider(self, obj: ProviderAccount) -> str:
+        return format_html('<span title="{}">{}</span>', obj.get_kind_display(), obj.kind)
 
     @admin.display(description="Key")
     def key_hint(self, obj: ProviderAccount) -> str:

@@ -79,6 +79,11 @@ def extend_refusal(clip: Clip, *, now: datetime | None = None) -> str | None:
     account = clip.provider_account
     kind = account.kind
     if kind == ProviderKind.NEWAPI:
+        if retry_extension_refusal(clip) is None:
+            return (
+                "NewAPI extends only within its 15 s request: retry this clip's failed "
+                "extension above, or use “Continue from last frame”."
+            )
         return (
             "NewAPI has no way to extend a finished video. Use “Continue from last frame” "
             "to carry on from its last frame, with any provider."

@@ -40,8 +40,9 @@
   // "reference-sh…": keep the start and the end, where names differ.
   function shortName(name, room) {
     if (name.length <= room) return name;
-    var tail = Math.ceil((room - 1) / 2);
-    return name.slice(0, room - 1 - tail) + "…" + name.slice(name.length - tail);
+    // Names that differ tend to differ near the end ("-left.png", "-right.png").
+    var head = Math.max(2, Math.floor((room - 1) / 3));
+    return name.slice(0, head) + "…" + name.slice(name.length - (room - 1 - head));
   }
 
   function refusal(file) {
@@ -99,7 +100,10 @@
       var caption = document.createElement("span");
       caption.className = "preview-name";
       caption.title = file.name;
-      caption.textContent = (input.multiple ? index + 1 + ". " : "") + shortName(file.name, 14);
+      // What fits under a 96 px preview, the number included.
+      caption.textContent = input.multiple
+        ? index + 1 + ". " + shortName(file.name, 11)
+        : shortName(file.name, 14);
       item.append(img, caption);
       if (input.multiple && files.length > 1) {
         var controls = document.createElement("span");

@@ -74,7 +74,7 @@ OPTIONS = (
     ),
     OptionSpec(
         name="enhance_prompt",
-        label="Enhance the prompt",
+        label="Let apimart enhance the wording",
         kind="bool",
         only_true=True,
         default=False,

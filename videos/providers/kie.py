@@ -75,7 +75,7 @@ OPTIONS = (
     ),
     OptionSpec(
         name="enable_translation",
-        label="Translate the prompt to English",
+        label="Translate to English first",
         kind="bool",
         default=True,
         help="kie translates a prompt in another language before sending it (kie's default).",

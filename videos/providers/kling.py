@@ -68,7 +68,7 @@ MODES = ("std", "pro")
 # video-extend takes it too (seed), and only V1.x videos are extended.
 CFG_SCALE = OptionSpec(
     name="cfg_scale",
-    label="Prompt strength",
+    label="Closeness to the text (cfg_scale)",
     kind="float",
     minimum=0,
     maximum=1,

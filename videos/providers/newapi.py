@@ -278,9 +278,9 @@ def parse_status(body: dict[str, Any]) -> TaskState:
             progress=progress,
             video_url=str(data["video_url"]),
             error_code=error_code,
+            # The page says the first 8 s were kept; this says why the rest failed and what next.
             error_message=(
-                "The first 8 s were made and saved, but extending them to 15 s failed"
-                f"{' because the provider was busy' if _busy(provider_message) else ''}. "
+                f"{'The provider was busy. ' if _busy(provider_message) else ''}"
                 "You can retry the extension, or continue from the 8 s clip."
             ),
             provider_message=provider_message,
