@@ -21,7 +21,7 @@ import numpy as np
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from videos import media, picture, seams
+from videos import media, picture, seams, storage_upload
 from videos.models import Clip
 
 HANDOFF_WINDOW_SECONDS = 0.5
@@ -129,7 +129,7 @@ def _jpeg(image: Image.Image, *, quality: int) -> bytes:
 
 
 def pick(clip: Clip) -> Pick:
-    with default_storage.open(clip.file_key, "rb") as video:
+    with storage_upload.open_ranged(default_storage, clip.file_key) as video:
         return sharpest_near_end(video)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from videos import storage_upload
 from videos.models import Clip, ClipStatus
 from videos.picture import Look, Summary, compare, motion, sharpness
 from videos.pipeline.common import enqueue
@@ -148,7 +149,7 @@ def _tail_key(clip: Clip) -> str:
 
 def read_clip(clip: Clip, *, samples: int = DRIFT_SAMPLES) -> Part:
     start, end = clip.timeline_range()
-    with default_storage.open(clip.file_key, "rb") as video:
+    with storage_upload.open_ranged(default_storage, clip.file_key) as video:
         part = read_part(video, start=start, end=end, samples=samples)
     # The next part's seam needs this one's end: kept (a few kB), so that reading it does not
     # mean decoding this video again (one keyframe per clip is common: from the start).

@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
+from botocore.exceptions import ClientError
 from django.core.files.storage import FileSystemStorage, Storage
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name, safe_join
@@ -406,10 +407,18 @@ class RangedReader(io.RawIOBase):
 
 
 def open_ranged(storage: Storage, name: str) -> BinaryIO:
-    """A seekable binary file over a stored file that reads only what is asked of it."""
+    """A seekable binary file over a stored file that reads only what is asked of it.
+
+    A missing file raises FileNotFoundError on S3 too, as ``storage.open`` does.
+    """
     if isinstance(storage, S3Storage):
         client = storage.connection.meta.client
-        return RangedReader(client, storage.bucket_name, _s3_key(storage, name))
+        try:
+            return RangedReader(client, storage.bucket_name, _s3_key(storage, name))
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                raise FileNotFoundError(f"File does not exist: {name}") from exc
+            raise
     return storage.open(name, "rb")
 
 

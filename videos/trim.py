@@ -13,7 +13,7 @@ from fractions import Fraction
 import av
 from django.core.files.storage import default_storage
 
-from videos import review
+from videos import review, storage_upload
 from videos.models import Clip, ClipStatus
 
 # The shortest part a segment may be trimmed to.
@@ -34,7 +34,10 @@ class TrimError(Exception):
 def frame_rate(clip: Clip) -> Fraction | None:
     """The clip's frames per second, read from its stored video (None when unreadable)."""
     try:
-        with default_storage.open(clip.file_key, "rb") as video, av.open(video) as container:
+        with (
+            storage_upload.open_ranged(default_storage, clip.file_key) as video,
+            av.open(video) as container,
+        ):
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
     except (av.FFmpegError, OSError, IndexError):
