@@ -96,7 +96,7 @@ def test_a_tracker_killed_during_slow_submissions_pays_once_and_finds_every_task
 def test_a_tracker_killed_while_polling_is_replaced_without_loss(
     project, user, sandbox_apimart, settings, tmp_path
 ):
-    settings.SANDBOX_TASK_SECONDS = 4
+    settings.SANDBOX_TASK_SECONDS = 8
     clips = make_clips(
         project,
         user,
@@ -109,9 +109,12 @@ def test_a_tracker_killed_while_polling_is_replaced_without_loss(
     log = tmp_path / "tracker.log"
     with manage("tracker", log=log, **FAST_TRACKER) as first:
         wait_for(
-            lambda: Clip.objects.filter(status=ClipStatus.RUNNING, progress__gt=0).count() == 6,
-            timeout=30,
-            what="six clips being tracked",
+            lambda: (
+                Clip.objects.exclude(provider_task_id="").count() == 6
+                and Clip.objects.filter(status=ClipStatus.RUNNING, progress__gt=0).exists()
+            ),
+            timeout=60,
+            what="six clips sent and being tracked",
             log=log,
         )
         first.send_signal(signal.SIGKILL)
@@ -119,6 +122,7 @@ def test_a_tracker_killed_while_polling_is_replaced_without_loss(
     with manage("tracker", log=log, **FAST_TRACKER):
         wait_for(
             lambda: Clip.objects.filter(status=ClipStatus.MIRRORING).count() == 6,
+            # (No queue worker runs here, so finished clips wait in "Saving video".)
             timeout=60,
             what="every clip to finish at the provider",
             log=log,
