@@ -1006,4 +1006,3 @@ class WorkerHeartbeat(models.Model):
     @classmethod
     def alive(cls, kind: str, *, within: timedelta = timedelta(seconds=30)) -> bool:
         return cls.objects.filter(kind=kind, seen_at__gte=timezone.now() - within).exists()
-
