@@ -220,7 +220,8 @@ def test_newapi_extend_failed_clip_is_continued_from_its_last_frame(
     assert partial.status == ClipStatus.PARTIAL and partial.error_code == "extend_failed"
     client.force_login(user)
     page = client.get(f"/clips/{partial.pk}/").content.decode()
-    assert "NewAPI has no way to extend a finished video" in page
+    # A partial NewAPI clip offers its failed extension again, or a continuation.
+    assert "NewAPI extends only within its 15 s request" in page
     assert f'href="/clips/{partial.pk}/continue/"' in page
 
     form = client.get(f"/clips/{partial.pk}/continue/").content.decode()
