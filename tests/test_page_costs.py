@@ -188,8 +188,9 @@ def test_a_poll_of_an_unchanged_clip_is_answered_304_without_rendering(client, u
     queries, again = count_queries(client, url, HX_Request="true", If_None_Match=etag)
     assert again.status_code == 304 and again.content == b""
     assert again["ETag"] == etag
-    # The session, the user, and the clip's row read with the viewer's role and rights.
-    assert queries == 3
+    # The session (unless the cache has it), the user, and the clip's row read with the
+    # viewer's role and rights.
+    assert queries <= 3
     # New progress is a new answer.
     running.record_progress(progress=55, phase="Generating")
     moved = client.get(url, headers={"HX-Request": "true", "If-None-Match": etag})
