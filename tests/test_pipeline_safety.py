@@ -228,3 +228,26 @@ def test_a_task_the_provider_forgot_fails_and_its_ledger_entry_is_settled(make_c
     entry = LedgerEntry.objects.get(clip=clip)
     assert entry.settled_at is not None
     assert entry.actual_is_estimate
+
+
+def test_a_mirror_killed_mid_run_is_queued_again_once_its_lease_lapses(make_clip):
+    now = timezone.now()
+    clip = make_clip(
+        status=ClipStatus.MIRRORING,
+        provider_done_at=now - timedelta(minutes=5),
+        tracking_lease_until=now + timedelta(seconds=30),  # a live run renews this
+    )
+    assert pipeline.resume_stalled()["mirror"] == 0
+    Clip.objects.filter(pk=clip.pk).update(tracking_lease_until=now - timedelta(seconds=1))
+    assert pipeline.resume_stalled()["mirror"] == 1
+    # Queued once, under a fresh lease: the next pass leaves it to the queue.
+    assert pipeline.resume_stalled()["mirror"] == 0
+
+
+def test_a_running_mirror_renews_its_lease(make_clip):
+    from videos.pipeline.common import work_lease
+
+    clip = make_clip(status=ClipStatus.MIRRORING)
+    with work_lease(clip, status=ClipStatus.MIRRORING):
+        lease = Clip.objects.get(pk=clip.pk).tracking_lease_until
+        assert lease > timezone.now() + timedelta(seconds=50)

@@ -179,9 +179,11 @@ class ProviderAccount(models.Model):
         return until
 
 
-# How long a queue step (mirror, poster) holds a clip before the safety net may queue it
-# again: longer than the queue's own timeout, so a live worker is never doubled.
-WORK_LEASE = timedelta(minutes=11)
+# How long a queued step (mirror, poster) holds a clip before it starts: time for the queue
+# to reach it. Once running, a step renews a shorter lease (RUNNING_LEASE) as it works, so a
+# worker killed mid-step is noticed within a minute and a live one is never doubled.
+WORK_LEASE = timedelta(minutes=3)
+RUNNING_LEASE = timedelta(seconds=60)
 
 
 class ClipStatus(models.TextChoices):
@@ -589,6 +591,13 @@ class Clip(models.Model):
             height=height,
             finished_at=timezone.now(),
             tracking_lease_until=None,
+        )
+
+    def renew_work_lease(self, *, status: str) -> bool:
+        """A queue step still working on this clip: the safety net leaves it alone."""
+        until = timezone.now() + RUNNING_LEASE
+        return bool(
+            Clip.objects.filter(pk=self.pk, status=status).update(tracking_lease_until=until)
         )
 
     def set_poster(self, poster_key: str) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django_q.tasks import async_task
 
-from videos.models import ProviderAccount
+from videos.models import RUNNING_LEASE, ProviderAccount
 from videos.providers import Credentials, ProviderClient, accepts_callbacks, client_for
 
 
@@ -32,3 +36,26 @@ def callback_url(account: ProviderAccount) -> str:
     if not settings.PUBLIC_URL or not accepts_callbacks(account.kind):
         return ""
     return settings.PUBLIC_URL + reverse("provider-callback", args=[account.kind, account.pk])
+
+
+@contextmanager
+def work_lease(clip, *, status: str) -> Iterator[None]:
+    """Renew the clip's work lease from a background thread while a queue step runs."""
+    stop = threading.Event()
+    every = RUNNING_LEASE.total_seconds() / 3
+
+    def renew() -> None:
+        try:
+            while not stop.wait(every) and clip.renew_work_lease(status=status):
+                pass
+        finally:
+            connection.close()
+
+    clip.renew_work_lease(status=status)
+    renewer = threading.Thread(target=renew, name=f"work-lease-{clip.pk}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join(timeout=5)

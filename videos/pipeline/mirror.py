@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from videos import media, netguard, storage_upload
 from videos.models import Clip, ClipStatus
-from videos.pipeline.common import enqueue
+from videos.pipeline.common import enqueue, work_lease
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,13 @@ def mirror_clip(*, clip_id: int) -> None:
     clip = Clip.objects.select_related("provider_account").get(pk=clip_id)
     if clip.status != ClipStatus.MIRRORING:
         return
+    # Renewed while this run works: if its worker is killed, the safety net queues the clip
+    # again within a minute; while it lives, never.
+    with work_lease(clip, status=ClipStatus.MIRRORING):
+        _mirror(clip)
+
+
+def _mirror(clip: Clip) -> None:
     if not clip.result_url:
         clip.mark_failed(code="bad_link", message="The provider gave no link to the video.")
         return
