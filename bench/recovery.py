@@ -13,6 +13,7 @@ Run: .venv/bin/python bench/recovery.py
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -96,7 +97,7 @@ def main() -> None:
         killed = time.monotonic()
         killed_wall = time.time()
         for process in (tracker, worker):
-            process.send_signal(signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)  # with django-q2's forked workers
             process.wait()
         studio.manage("tracker", background=True)
         studio.manage("qcluster", background=True)

@@ -20,7 +20,9 @@ Run: .venv/bin/python bench/tracking.py [N ...]          (default: 16 200 1000)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -117,6 +119,8 @@ class Studio:
                 env=self.env,
                 stdout=subprocess.DEVNULL,
                 stderr=(self.data / f"{args[0]}.log").open("ab"),
+                # Its own group: django-q2's sentinel and workers are stopped with it.
+                start_new_session=True,
             )
             self.processes.append(process)
             return process
@@ -155,6 +159,7 @@ class Studio:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=(self.data / "sandbox.log").open("ab"),
+            start_new_session=True,
         )
         self.processes.append(process)
         time.sleep(3)
@@ -175,18 +180,22 @@ class Studio:
                 env=production,
                 stdout=subprocess.DEVNULL,
                 stderr=(self.data / "tracker.log").open("ab"),
+                start_new_session=True,
             )
             self.processes.append(process)
             self.manage("qcluster", background=True)
 
     def stop(self) -> None:
         for process in self.processes:
-            process.terminate()
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            # What the process forked (django-q2's sentinel and workers) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def measure(studio: Studio) -> dict[str, float]:
