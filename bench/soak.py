@@ -98,6 +98,7 @@ def main() -> None:
         client.create_bucket(Bucket=bucket)
         common = {
             **os.environ,
+            "DJANGO_SETTINGS_MODULE": "studio.settings",
             "DATABASE_URL": f"{PG}/{name}",
             "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
             "S3_BUCKET": bucket,
@@ -134,93 +135,99 @@ def main() -> None:
             processes.append(process)
             return process
 
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=twins, check=True
-        )
-        subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-            cwd=ROOT,
-            env=studio,
-            check=True,
-        )
-        start([gunicorn, "studio.wsgi:application", "--bind", f"127.0.0.1:{web_port}"], studio)
-        start(
-            [
-                gunicorn,
-                "studio.wsgi:application",
-                "--config",
-                "/dev/null",
-                "--bind",
-                f"127.0.0.1:{twin_port}",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
-                "--worker-class",
-                "gthread",
-            ],
-            twins,
-        )
-        manage = [sys.executable, "manage.py"]
-        workers = [start([*manage, "qcluster"], studio) for _ in range(3)]
-        trackers = [start([*manage, "tracker"], studio) for _ in range(2)]
-        time.sleep(4)
-        subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(MAKE), str(clips), str(twin_port)],
-            cwd=ROOT,
-            env=studio,
-            check=True,
-        )
-        db = psycopg.connect(f"{PG}/{name}", autocommit=True)
-
-        def count(where: str) -> int:
-            return db.execute(f"SELECT count(*) FROM videos_clip WHERE {where}").fetchone()[0]
-
-        final = "status IN ('ready','partial','failed','expired','cancelled')"
-        killed, killed_at = False, 0.0
-        deadline = time.monotonic() + 1800
-        while count(final) < clips and time.monotonic() < deadline:
-            if not killed and count(final) >= clips // 3:
-                for victim in (workers[0], trackers[0]):
-                    os.killpg(victim.pid, signal.SIGKILL)
-                killed_at = time.monotonic()
-                killed = True
-                print(f"SIGKILLed one worker and one tracker with {count(final)} clips final")
-            if killed and killed_at and time.monotonic() - killed_at > 10:
-                start([*manage, "qcluster"], studio)
-                start([*manage, "tracker"], studio)
-                killed_at = 0.0
-            time.sleep(1)
-        wall = time.monotonic() - started
-        ready = httpx.get(f"http://127.0.0.1:{web_port}/readyz", timeout=10)
-        print(f"web /readyz under gunicorn (production settings): {ready.status_code} {ready.text}")
-        statuses = dict(
-            db.execute("SELECT status, count(*) FROM videos_clip GROUP BY status").fetchall()
-        )
-        tasks = db.execute("SELECT count(*) FROM sandbox_sandboxtask").fetchone()[0]
-        tracked = db.execute("SELECT count(*) FROM videos_clip WHERE provider_task_id <> ''")
-        tracked = tracked.fetchone()[0]
-        objects = sum(
-            1
-            for page in client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix="clips/"
+        try:
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=twins, check=True
             )
-            for _ in page.get("Contents", [])
-        )
-        lost = clips - statuses.get("ready", 0) - statuses.get("partial", 0)
-        print(f"clips final: {count(final)} of {clips}  {statuses}")
-        print(f"duplicate provider submissions: {tasks - tracked} (target 0; {tasks} tasks)")
-        print(f"lost clips (not ready): {lost} (target 0); videos in S3: {objects}")
-        print(f"wall time: {wall:.0f} s")
-        db.close()
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            subprocess.run(
+                [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+                cwd=ROOT,
+                env=studio,
+                check=True,
+            )
+            start([gunicorn, "studio.wsgi:application", "--bind", f"127.0.0.1:{web_port}"], studio)
+            start(
+                [
+                    gunicorn,
+                    "studio.wsgi:application",
+                    "--config",
+                    "/dev/null",
+                    "--bind",
+                    f"127.0.0.1:{twin_port}",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "8",
+                    "--worker-class",
+                    "gthread",
+                ],
+                twins,
+            )
+            manage = [sys.executable, "manage.py"]
+            workers = [start([*manage, "qcluster"], studio) for _ in range(3)]
+            trackers = [start([*manage, "tracker"], studio) for _ in range(2)]
+            time.sleep(4)
+            subprocess.run(
+                [sys.executable, "-c", textwrap.dedent(MAKE), str(clips), str(twin_port)],
+                cwd=ROOT,
+                env=studio,
+                check=True,
+            )
+            db = psycopg.connect(f"{PG}/{name}", autocommit=True)
+
+            def count(where: str) -> int:
+                return db.execute(f"SELECT count(*) FROM videos_clip WHERE {where}").fetchone()[0]
+
+            final = "status IN ('ready','partial','failed','expired','cancelled')"
+            killed, killed_at = False, 0.0
+            deadline = time.monotonic() + 1800
+            while count(final) < clips and time.monotonic() < deadline:
+                if not killed and count(final) >= clips // 3:
+                    for victim in (workers[0], trackers[0]):
+                        os.killpg(victim.pid, signal.SIGKILL)
+                    killed_at = time.monotonic()
+                    killed = True
+                    print(f"SIGKILLed one worker and one tracker with {count(final)} clips final")
+                if killed and killed_at and time.monotonic() - killed_at > 10:
+                    start([*manage, "qcluster"], studio)
+                    start([*manage, "tracker"], studio)
+                    killed_at = 0.0
+                time.sleep(1)
+            wall = time.monotonic() - started
+            ready = httpx.get(f"http://127.0.0.1:{web_port}/readyz", timeout=10)
+            print(
+                "web /readyz under gunicorn (production settings): "
+                f"{ready.status_code} {ready.text}"
+            )
+            statuses = dict(
+                db.execute("SELECT status, count(*) FROM videos_clip GROUP BY status").fetchall()
+            )
+            tasks = db.execute("SELECT count(*) FROM sandbox_sandboxtask").fetchone()[0]
+            tracked = db.execute("SELECT count(*) FROM videos_clip WHERE provider_task_id <> ''")
+            tracked = tracked.fetchone()[0]
+            objects = sum(
+                1
+                for page in client.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix="clips/"
+                )
+                for _ in page.get("Contents", [])
+            )
+            lost = clips - statuses.get("ready", 0) - statuses.get("partial", 0)
+            print(f"clips final: {count(final)} of {clips}  {statuses}")
+            print(f"duplicate provider submissions: {tasks - tracked} (target 0; {tasks} tasks)")
+            print(f"lost clips (not ready): {lost} (target 0); videos in S3: {objects}")
+            print(f"wall time: {wall:.0f} s")
+            db.close()
+        finally:
+            # Whatever happened, nothing this soak started keeps running.
+            for process in processes:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
