@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -39,23 +39,38 @@ def callback_url(account: ProviderAccount) -> str:
 
 
 @contextmanager
-def work_lease(clip, *, status: str) -> Iterator[None]:
-    """Renew the clip's work lease from a background thread while a queue step runs."""
-    stop = threading.Event()
-    every = RUNNING_LEASE.total_seconds() / 3
+def renewing(renew: Callable[[], bool], *, every: float, name: str) -> Iterator[None]:
+    """Call ``renew`` every ``every`` seconds from a background thread while the block runs.
 
-    def renew() -> None:
+    Leases in the database say a live process is still at work on a clip (a provider call,
+    a mirror); renewal stops early once ``renew`` returns False (the clip moved on).
+    """
+    stop = threading.Event()
+
+    def loop() -> None:
         try:
-            while not stop.wait(every) and clip.renew_work_lease(status=status):
+            while not stop.wait(every) and renew():
                 pass
         finally:
+            # This thread's own database connection.
             connection.close()
 
-    clip.renew_work_lease(status=status)
-    renewer = threading.Thread(target=renew, name=f"work-lease-{clip.pk}", daemon=True)
+    renewer = threading.Thread(target=loop, name=name, daemon=True)
     renewer.start()
     try:
         yield
     finally:
         stop.set()
         renewer.join(timeout=5)
+
+
+@contextmanager
+def work_lease(clip, *, status: str) -> Iterator[None]:
+    """Renew the clip's work lease while a queue step runs."""
+    clip.renew_work_lease(status=status)
+    with renewing(
+        lambda: clip.renew_work_lease(status=status),
+        every=RUNNING_LEASE.total_seconds() / 3,
+        name=f"work-lease-{clip.pk}",
+    ):
+        yield

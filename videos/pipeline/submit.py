@@ -17,20 +17,19 @@ Who may call the provider is decided in the database, never in memory:
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from videos import frames as frame_store
 from videos import ledger
 from videos.models import Clip, ClipKind, ClipStatus, ProviderAccount
-from videos.pipeline.common import callback_url, client_for_account
+from videos.pipeline.common import callback_url, client_for_account, renewing
 from videos.providers import GenerationRequest, ProviderClient, ProviderError
 from videos.redact import redact
 
@@ -112,24 +111,13 @@ def slots_ahead(clip: Clip) -> int | None:
 @contextmanager
 def submit_lease(clip: Clip) -> Iterator[None]:
     """Renew the clip's submission lease in the background while the provider call runs."""
-    stop = threading.Event()
-
-    def renew() -> None:
-        try:
-            while not stop.wait(settings.SUBMIT_LEASE_SECONDS / 3):
-                if not clip.renew_submit_lease(lease_seconds=settings.SUBMIT_LEASE_SECONDS):
-                    return
-        finally:
-            # This thread's own database connection.
-            connection.close()
-
-    renewer = threading.Thread(target=renew, name=f"lease-{clip.pk}", daemon=True)
-    renewer.start()
-    try:
+    seconds = settings.SUBMIT_LEASE_SECONDS
+    with renewing(
+        lambda: clip.renew_submit_lease(lease_seconds=seconds),
+        every=seconds / 3,
+        name=f"lease-{clip.pk}",
+    ):
         yield
-    finally:
-        stop.set()
-        renewer.join(timeout=5)
 
 
 # --- the call ----------------------------------------------------------------------------------
