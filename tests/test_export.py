@@ -275,6 +275,43 @@ def test_an_export_that_lost_its_worker_can_be_made_again(
     assert fresh.claim() is False
 
 
+def test_a_stalled_export_finished_twice_keeps_one_file_and_deletes_the_other(
+    user, project, live_server, sandbox_account, monkeypatch
+):
+    # The queue redelivered a stalled export; the stalled run then finished first after all.
+    account = sandbox_account("apimart")
+    root = stored_clip(project=project, user=user, account=account, seconds=2)
+    made = ChainExport.objects.create(
+        root=root,
+        created_by=user,
+        segments=[root.pk],
+        status=ExportStatus.RUNNING,
+        created_at=timezone.now() - timedelta(minutes=12),
+    )
+    upload = export._upload
+    ours: list[str] = []
+
+    def other_run_finishes_first(job, path, bar):
+        key, size, sha256 = upload(job, path, bar)
+        ours.append(key)
+        ChainExport.objects.filter(pk=job.pk).update(
+            status=ExportStatus.READY, file_key="exports/by-the-other-run.mp4"
+        )
+        return key, size, sha256
+
+    monkeypatch.setattr(export, "_upload", other_run_finishes_first)
+    export.run_export(export_id=made.pk)
+
+    made.refresh_from_db()
+    assert made.status == ExportStatus.READY
+    assert made.file_key == "exports/by-the-other-run.mp4"
+    assert ours and not default_storage.exists(ours[0])
+    # A run that fails late leaves the finished export as it is.
+    made.mark_failed("The chain could not be stitched: late")
+    made.refresh_from_db()
+    assert made.status == ExportStatus.READY and made.error_message == ""
+
+
 def _reencoded_chain(project, user, account, *, seconds: float) -> list:
     """A root and a continuation of another shape: stitching must encode every frame."""
     root = stored_clip(project=project, user=user, account=account, seconds=seconds)

@@ -454,13 +454,18 @@ def run_export(*, export_id: int) -> None:
             result = stitch(pieces, out, progress=bar.stitching)
             info = media.probe(out)
             key, size, sha256 = _upload(export, out, bar)
-            export.mark_ready(
+            recorded = export.mark_ready(
                 file_key=key,
                 file_size=size,
                 sha256=sha256,
                 duration_seconds=info.duration,
                 stream_copied=result.stream_copied,
             )
+            if not recorded:
+                # Another run of this export recorded its file first: ours belongs to
+                # nobody and would stay in the bucket for ever.
+                log.warning("export %s was finished by another run; deleting %s", export.pk, key)
+                default_storage.delete(key)
     except TooLong as exc:
         log.warning("export %s stopped: %s", export.pk, exc)
         export.mark_failed(str(exc))

@@ -974,28 +974,34 @@ class ChainExport(models.Model):
         sha256: str,
         duration_seconds: float,
         stream_copied: bool,
-    ) -> None:
-        self.status, self.progress = ExportStatus.READY, 100
-        self.file_key, self.file_size, self.sha256 = file_key, file_size, sha256
-        self.duration_seconds, self.stream_copied = duration_seconds, stream_copied
-        self.finished_at = timezone.now()
-        self.save(
-            update_fields=[
-                "status",
-                "progress",
-                "file_key",
-                "file_size",
-                "sha256",
-                "duration_seconds",
-                "stream_copied",
-                "finished_at",
-            ]
-        )
+    ) -> bool:
+        """Record the stitched file; False when another run of this export (one that took
+        over a stalled run, or the stalled run itself) recorded its own first: the caller's
+        file is then not the export's and must be deleted."""
+        finished_at = timezone.now()
+        fields = {
+            "status": ExportStatus.READY,
+            "progress": 100,
+            "file_key": file_key,
+            "file_size": file_size,
+            "sha256": sha256,
+            "duration_seconds": duration_seconds,
+            "stream_copied": stream_copied,
+            "finished_at": finished_at,
+        }
+        won = ChainExport.objects.filter(pk=self.pk, status=ExportStatus.RUNNING).update(**fields)
+        if won:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(won)
 
     def mark_failed(self, message: str) -> None:
+        # A run that fails after another finished leaves the finished export alone.
         self.status, self.error_message = ExportStatus.FAILED, message
         self.finished_at = timezone.now()
-        self.save(update_fields=["status", "error_message", "finished_at"])
+        ChainExport.objects.filter(pk=self.pk).exclude(status=ExportStatus.READY).update(
+            status=self.status, error_message=message, finished_at=self.finished_at
+        )
 
 
 class WorkerHeartbeat(models.Model):
