@@ -7,9 +7,12 @@ measures requests per second and the 99th percentile latency of:
 
   bare       a Django view returning a few bytes (the ceiling; only in this bench's URLconf)
   fragment   the clip page's progress fragment polled while the clip is unchanged (a 304)
-  fragment!  the same fragment rendered in full (no If-None-Match)
+  fragment!  the same poll answered in full (no If-None-Match): the progress moved
+  status!    a poll whose status changed: the card and, out of band, details and chain
   clip       the clip page of the last clip of the 50-deep chain
-  project    the project page of 500 clips
+  project    the project page of 500 clips, its parts drawn from the fragment cache
+  project~   the same page with nothing in the cache (each request adds a query parameter
+             no one has asked for before, so every part is drawn afresh)
   search     a library search by words (two words, 99 of the 500 clips match)
 
 and prints each as a ratio to the bare view. Uses wrk when installed, else a small load
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -258,9 +262,34 @@ def log_in(base: str) -> str:
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
+# For "project~": a parameter no request has used before, so nothing is in the cache.
+FRESH_QUERY_LUA = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local n = 0
+local run = os.time()
+request = function()
+  n = n + 1
+  return wrk.format(nil, wrk.path .. "?fresh=" .. run .. "-" .. tid .. "-" .. n)
+end
+"""
+
+
+def fresh(url: str) -> bool:
+    return url.endswith("?fresh")
+
 
 def with_wrk(url: str, headers: dict[str, str], *, seconds: int, connections: int) -> tuple:
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if fresh(url):
+        script = Path(tempfile.mkdtemp()) / "fresh.lua"
+        script.write_text(FRESH_QUERY_LUA)
+        args += ["-s", str(script)]
+        url = url.removesuffix("?fresh")
+    args.append(url)
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -288,7 +317,8 @@ def with_threads(url: str, headers: dict[str, str], *, seconds: int, connections
         with httpx.Client(headers=headers, timeout=10) as http:
             while time.monotonic() < deadline:
                 started = time.perf_counter()
-                status = http.get(url).status_code
+                target = f"{url}={random.randrange(2**31)}" if fresh(url) else url
+                status = http.get(target).status_code
                 mine.append((time.perf_counter() - started) * 1000)
                 failed += status >= 400
         with lock:
@@ -363,14 +393,16 @@ def main() -> None:
         cookie = log_in(base)
         session = {"Cookie": cookie}
         htmx = {**session, "HX-Request": "true"}
-        fragment_url = f"{base}/clips/{ids['running']}/"
+        fragment_url = f"{base}/clips/{ids['running']}/?seen=running"
         etag = httpx.get(fragment_url, headers=htmx).headers["ETag"]
         targets = [
             ("bare", f"{base}/bench/bare", {}),
             ("fragment", fragment_url, {**htmx, "If-None-Match": etag}),
             ("fragment!", fragment_url, htmx),
+            ("status!", f"{base}/clips/{ids['running']}/?seen=queued", htmx),
             ("clip", f"{base}/clips/{ids['chain_tip']}/", session),
             ("project", f"{base}/projects/{ids['project']}/", session),
+            ("project~", f"{base}/projects/{ids['project']}/?fresh", session),
             ("search", f"{base}/projects/{ids['project']}/?q=sunset+lighthouse", session),
         ]
         if args.only:
@@ -382,7 +414,8 @@ def main() -> None:
             times = []
             for _ in range(5):
                 started = time.perf_counter()
-                status = one.get(url, headers=headers).status_code
+                target = f"{url}={random.randrange(2**31)}" if fresh(url) else url
+                status = one.get(target, headers=headers).status_code
                 times.append((time.perf_counter() - started) * 1000)
                 assert status in (200, 304), (name, status)
             alone[name] = statistics.median(times)

@@ -240,8 +240,31 @@ if REDIS_URL:
         }
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    FRAGMENT_CACHE: dict = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "clipchain-fragments",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
 else:
     Q_CLUSTER["orm"] = "default"
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Without a shared cache each web process keeps its own: fragments are keyed by what
+    # they show, so a process can never serve another's stale copy, only miss.
+    FRAGMENT_CACHE = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "fragments",
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    }
+# Rendered parts of busy pages (the clip grid, the project's chains and activity, the
+# library filters), read by Django's {% cache %} tag. Each key carries the *version* of what
+# the part shows (the rows it draws, the viewer's rights, the query string) and a
+# fingerprint of the templates, so a change of data or of code is a new key, never a stale
+# page (videos/fragments.py).
+CACHES["template_fragments"] = {
+    **FRAGMENT_CACHE,
+    "KEY_FUNCTION": "videos.fragments.fragment_key",
+}
 
 # How the tracker (manage.py tracker) follows provider tasks. A task is first asked about
 # TRACK_POLL_SECONDS after submission, then less often as it runs long, at most every

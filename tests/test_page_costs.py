@@ -131,7 +131,9 @@ def test_the_project_page_costs_the_same_with_500_clips_and_12_chains_as_with_5_
     many, page = count_queries(client, url)
     assert Clip.objects.filter(project=project).count() == 5 + 3 + 450 + 44
     assert many == few, (few, many)
-    assert few <= 18
+    # Cold: nothing of the page is in the fragment cache yet (tests/test_page_cache.py
+    # covers the warm page).
+    assert few <= 21
     assert "Page 1 of 2 · 12 chains" in page.content.decode()
 
 

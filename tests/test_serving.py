@@ -192,7 +192,7 @@ def test_the_pages_work_under_the_content_security_policy(page, live_server, use
     # The clip page polls through htmx, and its elapsed time ticks in the page.
     with page.expect_request(
         lambda request: (
-            request.url.endswith(f"/clips/{running.pk}/")
+            request.url.endswith(f"/clips/{running.pk}/?seen=running")
             and request.headers.get("hx-request") == "true"
         ),
         timeout=10_000,

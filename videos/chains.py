@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from django.core.paginator import Page, Paginator
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from videos import frames as frame_store
@@ -567,9 +568,9 @@ def timeline(root: Clip) -> Timeline:
     )
 
 
-def project_chains(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
-    """One page of the project's chains (roots with at least one clip after them), newest
-    first; a page number past the end gives the last page."""
+def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
+    """One page of the ids of the project's chains (roots with at least one clip after
+    them), newest first; a page number past the end gives the last page."""
     roots = Clip.objects.filter(
         project=project,
         parent__isnull=True,
@@ -577,10 +578,52 @@ def project_chains(project, *, page: int | str = 1, per_page: int = CHAINS_PER_P
         .exclude(kind=ClipKind.UPSCALE)
         .values("root"),
     ).order_by("-created_at", "-pk")
-    chains = Paginator(roots, per_page).get_page(page)
-    children = _children_of(Clip.objects.filter(root__in=[root.pk for root in chains]))
-    chains.object_list = [_walk(root, children) for root in chains.object_list]
-    return chains
+    return Paginator(roots.values_list("pk", flat=True), per_page).get_page(page)
+
+
+# What a chain's row on the project page is drawn from: each clip's place, state, trim and
+# length (kept_range), the root's poster and prompt.
+CHAIN_SHOWN = (
+    "pk",
+    "parent_id",
+    "root_id",
+    "kind",
+    "status",
+    "file_key",
+    "poster_key",
+    "prompt",
+    "params",
+    "is_main_line",
+    "trim_in",
+    "trim_out",
+    "duration_seconds",
+    "new_from_seconds",
+    "created_at",
+)
+
+
+def chains_version(page: Page) -> list[tuple]:
+    """Everything a page of chain rows shows, read as plain columns (one query)."""
+    ids = list(page.object_list)
+    return list(
+        Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
+        .order_by("pk")
+        .values_list(*CHAIN_SHOWN)
+    )
+
+
+def walk_page(page: Page) -> Page:
+    """The page of chain ids, its rows replaced by each chain's timeline."""
+    ids = list(page.object_list)
+    roots = {root.pk: root for root in Clip.objects.filter(pk__in=ids)}
+    children = _children_of(Clip.objects.filter(root__in=ids))
+    page.object_list = [_walk(roots[pk], children) for pk in ids if pk in roots]
+    return page
+
+
+def project_chains(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
+    """One page of the project's chains, newest first, each as its timeline."""
+    return walk_page(project_chain_page(project, page=page, per_page=per_page))
 
 
 def choose_main_take(*, take: Clip, user) -> None:

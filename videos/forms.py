@@ -542,6 +542,13 @@ def initial_from_clip(clip: Clip) -> dict:
     return initial
 
 
+class StatusPollForm(forms.Form):
+    """A clip page's poll says which status it last drew, so an answer for the same status
+    can leave the rest of the page alone. A value it does not know only costs a full answer."""
+
+    seen = forms.ChoiceField(required=False, choices=ClipStatus.choices)
+
+
 class LibraryFilterForm(forms.Form):
     """The project library's filters, read from the query string."""
 

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import Permission
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
-from django.db.models import Exists, F, Q
+from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Lower
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -38,8 +37,10 @@ from videos.forms import (
     LibraryFilterForm,
     ProjectForm,
     RetryExtensionForm,
+    StatusPollForm,
     initial_from_clip,
 )
+from videos.fragments import version_text
 from videos.models import (
     Clip,
     ClipKind,
@@ -50,6 +51,7 @@ from videos.models import (
     WorkerHeartbeat,
 )
 from videos.pipeline import reconcile
+from videos.project_activity import ProjectActivity
 
 LIBRARY_PAGE_SIZE = 24
 # Shown on the 403 page: the reviewer learns why and who can change it.
@@ -106,11 +108,20 @@ def _can_generate(project: Project, user) -> bool:
 
 
 def _project_with_role(request: HttpRequest, pk: int) -> Project:
-    # The viewer's role comes with the project, from the membership the lookup joins anyway.
-    return get_object_or_404(
-        Project.objects.for_user(request.user).annotate(viewer_role=F("memberships__role")),
+    # The viewer's role comes with the project, from the membership the lookup joins anyway,
+    # and their right to spend and whether any clip is in flight in the same query.
+    project = get_object_or_404(
+        Project.objects.for_user(request.user).annotate(
+            viewer_role=F("memberships__role"),
+            viewer_granted=permissions.spending_right_granted(request.user.pk),
+            has_clips_in_flight=Exists(Clip.objects.filter(project=OuterRef("pk")).in_flight()),
+        ),
         pk=pk,
     )
+    project.viewer_has_right = permissions.has_spending_right_given(
+        request.user, granted=project.viewer_granted
+    )
+    return project
 
 
 def _library(request: HttpRequest, project: Project) -> tuple[LibraryFilterForm, Page]:
@@ -145,20 +156,39 @@ GRID_COLUMNS = (
 )
 
 
+def _clip_grid_state(
+    request: HtmxHttpRequest, project: Project, filters, page: Page, *, polling: bool
+) -> tuple:
+    """Everything the clip grid shows: its rows' columns, the viewer's rights, the query."""
+    return (
+        project.pk,
+        project.viewer_role,
+        project.viewer_has_right,
+        request.GET.urlencode(),
+        page.number,
+        page.paginator.count,
+        list(page.object_list.values_list(*GRID_COLUMNS)),
+        polling,
+        filters.errors,
+    )
+
+
 def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
     """What the polled clip grid shows; None (always render) for the whole page."""
     if not request.htmx:
         return None
     project = _project_with_role(request, pk)
     filters, page = _library(request, project)
-    return (
-        project.viewer_role,
-        permissions.has_spending_right(request.user),
+    return _clip_grid_state(request, project, filters, page, polling=project.has_clips_in_flight)
+
+
+def _filters_version(request: HtmxHttpRequest, project: Project, filters) -> str:
+    # The form draws the query string's values, its choices, and the errors those give.
+    return version_text(
+        project.pk,
         request.GET.urlencode(),
-        page.paginator.count,
-        list(page.object_list.values_list(*GRID_COLUMNS)),
-        project.clips.in_flight().exists(),
-        filters.errors,
+        list(filters.fields["provider"].queryset.values_list("pk", "label")),
+        list(filters.fields["creator"].queryset.values_list("pk", "username")),
     )
 
 
@@ -168,27 +198,38 @@ def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
 def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     project = _project_with_role(request, pk)
     filters, page = _library(request, project)
-    template = "videos/project.html"
-    if request.htmx:
-        template += "#clip-grid"
+    polling = project.has_clips_in_flight
+    grid = _clip_grid_state(request, project, filters, page, polling=polling)
     query = request.GET.copy()
     query.pop("page", None)
+    # The grid, the filters and the chains and activity are drawn from the fragment cache
+    # when their versions were drawn before; the querysets below are read only on a miss.
+    context = {
+        "project": project,
+        "role": project.viewer_role,
+        "clips": page.object_list,
+        "page": page,
+        "filters": filters,
+        "grid_version": version_text(grid),
+        "query": query.urlencode(),
+        "polling": polling,
+        "can_generate": permissions.can_spend(
+            project, request.user, role=project.viewer_role, right=project.viewer_has_right
+        ),
+    }
+    if request.htmx:
+        return render(request, "videos/project.html#clip-grid", context)
     chains_query = request.GET.copy()
     chains_query.pop("chains", None)
+    activity = ProjectActivity(project, chains_page=filters.cleaned_data.get("chains") or 1)
     return render(
         request,
-        template,
+        "videos/project.html",
         {
-            "project": project,
-            "role": project.viewer_role,
-            "clips": page.object_list,
-            "page": page,
-            "filters": filters,
-            "query": query.urlencode(),
-            "chains_page": filters.cleaned_data.get("chains") or 1,
+            **context,
             "chains_query": chains_query.urlencode(),
-            "polling": project.clips.in_flight().exists(),
-            "can_generate": permissions.can_spend(project, request.user, role=project.viewer_role),
+            "activity": activity,
+            "filters_version": _filters_version(request, project, filters),
         },
     )
 
@@ -316,15 +357,13 @@ CLIP_SHOWN = tuple(
 
 
 def _clip_status_query(*, user_id: int, clip_id: int):
-    app_label, codename = permissions.SPEND.split(".")
-    spend = Permission.objects.filter(codename=codename, content_type__app_label=app_label)
     return Clip.objects.filter(pk=clip_id, project__memberships__user=user_id).values_list(
         *CLIP_SHOWN,
         "provider_account__kind",
         "provider_account__unit_price",
         "project__memberships__role",
         # The inputs of user.has_perm(SPEND), read in the same query.
-        Exists(spend.filter(Q(user=user_id) | Q(group__user=user_id))),
+        permissions.spending_right_granted(user_id),
     )
 
 
@@ -348,11 +387,51 @@ def _clip_status_version(request: HtmxHttpRequest, pk: int) -> object | None:
     return (row, request.user.is_active, request.user.is_superuser)
 
 
+# States whose status card offers actions (retry, look up, retry the extension), so only
+# their polls need the viewer's rights.
+STATES_WITH_ACTIONS = services.RETRYABLE | {ClipStatus.UNKNOWN, ClipStatus.PARTIAL}
+
+
+def _status_context(request: HttpRequest, clip: Clip, *, can_generate: bool | None) -> dict:
+    """What the status card shows (the polled fragment): kept to the few reads it needs."""
+    if can_generate is None:
+        can_generate = clip.status in STATES_WITH_ACTIONS and _can_generate(
+            clip.project, request.user
+        )
+    return {
+        "clip": clip,
+        "project": clip.project,
+        "can_generate": can_generate,
+        "can_retry": clip.status in services.RETRYABLE,
+        "actual_cost": pricing.actual_cost(clip),
+        "can_retry_extension": (
+            can_generate
+            and clip.status == ClipStatus.PARTIAL
+            and chains.retry_extension_refusal(clip) is None
+        ),
+        "slots_ahead": pipeline.submit.slots_ahead(clip),
+        "tracker_down": clip.status in {"queued", "running"}
+        and not WorkerHeartbeat.alive("tracker"),
+        "saving_slow": clip.status == "mirroring" and clip.saving_is_slow,
+        "can_look_up": clip.status == "unknown" and reconcile.can_look_up(clip),
+    }
+
+
 @login_required
 @require_GET
 @unchanged_is_304(_clip_status_version)
 def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     clip = _clip_for(request, pk)
+    if request.htmx:
+        poll = StatusPollForm(request.GET)
+        if poll.is_valid() and poll.cleaned_data["seen"] == clip.status:
+            # Only the progress moved: the details, the chain's actions and the 1080p card
+            # change with the status alone, so the card is redrawn by itself.
+            return render(
+                request,
+                "videos/clip.html#clip-status",
+                {**_status_context(request, clip, can_generate=None), "oob": False},
+            )
     template = "videos/clip.html"
     if request.htmx:
         template += "#clip-status"
@@ -362,27 +441,18 @@ def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         request,
         template,
         {
-            "clip": clip,
-            "project": clip.project,
-            # A poll's answer also swaps what changes with the state: the details and the
-            # chain's actions (out of band), so Ready enables Extend without a reload.
+            **_status_context(request, clip, can_generate=can_generate),
+            # A poll whose status changed also swaps what changes with the state: the
+            # details and the chain's actions (out of band), so Ready enables Extend
+            # without a reload.
             "oob": bool(request.htmx),
-            "can_generate": can_generate,
-            "can_retry": clip.status in services.RETRYABLE,
-            "actual_cost": pricing.actual_cost(clip),
             "model_label": spec.label if spec else clip.model,
             "option_details": options.described(spec, clip.params),
             "sound": options.sound(spec, clip.params),
             "settings_line": settings_line(clip),
-            "can_retry_extension": can_generate and chains.retry_extension_refusal(clip) is None,
             **_hd_context(clip),
             "frames": frames.ordered(clip.frames.all()),
             "transport_label": TRANSPORT_LABELS.get(clip.params.get("frame_transport", "")),
-            "slots_ahead": pipeline.submit.slots_ahead(clip),
-            "tracker_down": clip.status in {"queued", "running"}
-            and not WorkerHeartbeat.alive("tracker"),
-            "saving_slow": clip.status == "mirroring" and clip.saving_is_slow,
-            "can_look_up": clip.status == "unknown" and reconcile.can_look_up(clip),
         },
     )
 

@@ -10,9 +10,9 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from videos import chains, review
+from videos import review
 from videos.chain_views import clip_panel
-from videos.models import Clip, Project
+from videos.models import Clip
 
 register = template.Library()
 
@@ -25,14 +25,6 @@ def clip_chain_panel(context, clip: Clip) -> dict:
         clip=clip,
         overrides=context.get("review_overrides"),
     )
-
-
-@register.simple_tag
-def project_activity(project: Project, chains_page: int | str = 1) -> dict:
-    return {
-        "feed": review.project_feed(project),
-        "chains": chains.project_chains(project, page=chains_page or 1),
-    }
 
 
 @register.filter

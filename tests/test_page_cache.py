@@ -1,0 +1,202 @@
+"""Cheap pages that never show stale data: the light status poll and the cached page parts.
+
+The project page draws its clip grid, filters, chains and activity from the fragment cache
+when what they show has not changed (videos/fragments.py); each test fills the cache first,
+changes something the page shows, and checks the next page shows it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tests.conftest import grant_spending
+from tests.test_page_costs import chain, clips
+from videos import fragments, review, trim
+from videos.models import Clip, ClipStatus, Membership, ProviderAccount, Role
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def account(db):
+    return ProviderAccount.objects.create(
+        all_projects=True,
+        kind="apimart",
+        label="apimart main",
+        base_url="http://127.0.0.1:9/x",
+        credential="sk-page-cache-0001",
+    )
+
+
+@pytest.fixture
+def running(project, user, account):
+    return Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=account,
+        model="veo3.1-fast-official",
+        prompt="A kite over the dunes",
+        params={"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"},
+        status=ClipStatus.RUNNING,
+        progress=30,
+        phase="Generating",
+        provider_task_id="task-running-1",
+        submitted_at=timezone.now() - timedelta(seconds=20),
+    )
+
+
+def poll(client, clip, seen: str | None):
+    query = {"seen": seen} if seen else {}
+    response = client.get(clip.get_absolute_url(), query, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+# --- the light poll -----------------------------------------------------------------------------
+
+
+def test_a_poll_for_the_status_the_page_shows_redraws_only_the_status_card(
+    client, user, running
+):
+    client.force_login(user)
+    page = client.get(running.get_absolute_url()).content.decode()
+    # The page polls saying which status it drew.
+    assert f'hx-get="/clips/{running.pk}/?seen=running"' in page
+    running.record_progress(progress=55, phase="Generating")
+    with CaptureQueriesContext(connection) as light_queries:
+        light = poll(client, running, "running")
+    assert 'value="55"' in light and 'id="clip-status"' in light
+    assert "hx-swap-oob" not in light and 'id="clip-details"' not in light
+    # A status the page did not draw brings the details and the chain's actions with it.
+    with CaptureQueriesContext(connection) as full_queries:
+        full = poll(client, running, "queued")
+    assert 'id="clip-details" class="card details" hx-swap-oob="true"' in full
+    assert 'id="chain-state" hx-swap-oob="true"' in full
+    assert len(light_queries) < len(full_queries) - 4, (len(light_queries), len(full_queries))
+
+
+def test_a_clip_turning_ready_swaps_its_details_although_the_poll_said_running(
+    client, user, running
+):
+    client.force_login(user)
+    running.status = ClipStatus.READY
+    running.file_key = "clips/kite.mp4"
+    running.duration_seconds = 8.0
+    running.save(update_fields=["status", "file_key", "duration_seconds"])
+    ready = poll(client, running, "running")
+    assert "hx-swap-oob" in ready and "<video" in ready
+    assert f'hx-get="/clips/{running.pk}/?seen' not in ready  # a final clip stops polling
+
+
+def test_a_poll_with_a_status_the_studio_does_not_know_gets_the_whole_answer(
+    client, user, running
+):
+    client.force_login(user)
+    assert 'id="clip-details"' in poll(client, running, "<script>")
+
+
+# --- cached parts of the project page ----------------------------------------------------------
+
+
+def project_page(client, project, **query) -> str:
+    response = client.get(project.get_absolute_url(), query)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_cached_clip_grid_shows_a_status_change(client, user, project, running):
+    client.force_login(user)
+    assert "status-running" in project_page(client, project)
+    running.mark_failed(code="provider", message="The provider gave up.")
+    again = project_page(client, project)
+    assert "status-failed" in again and "status-running" not in again
+
+
+def test_the_second_view_of_an_unchanged_project_page_draws_from_the_cache(
+    client, user, project, account
+):
+    client.force_login(user)
+    clips(project, user, account, 30)
+    chain(project, user, account, 6)
+    url = project.get_absolute_url()
+    with CaptureQueriesContext(connection) as first:
+        cold = client.get(url).content.decode()
+    with CaptureQueriesContext(connection) as second:
+        warm = client.get(url).content.decode()
+    assert len(second) < len(first), (len(first), len(second))
+    # The same page: only the CSRF tokens (masked afresh on every render) differ.
+    assert without_csrf_tokens(cold) == without_csrf_tokens(warm)
+
+
+def without_csrf_tokens(html: str) -> str:
+    html = re.sub(r'"X-CSRFToken": "\w+"', "", html)
+    return re.sub(r'name="csrfmiddlewaretoken" value="\w+"', "", html)
+
+
+def test_a_reviewer_never_gets_the_creators_cached_grid(client, user, project, account):
+    clips(project, user, account, 3)
+    client.force_login(user)
+    assert "Use as template" in project_page(client, project)
+    reviewer = grant_spending(
+        get_user_model().objects.create_user("rey", "rey@example.com", "pw-rey-12345")
+    )
+    Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
+    client.force_login(reviewer)
+    assert "Use as template" not in project_page(client, project)
+
+
+def test_a_cached_activity_feed_shows_a_new_comment(client, user, project, account):
+    made = clips(project, user, account, 2)
+    client.force_login(user)
+    assert "Looks great at the end" not in project_page(client, project)
+    review.add_comment(clip=made[0], user=user, body="Looks great at the end")
+    assert "Looks great at the end" in project_page(client, project)
+
+
+def test_a_cached_chain_row_shows_a_trim(client, user, project, account):
+    parts = chain(project, user, account, 3)
+    client.force_login(user)
+    assert "3 segments · 0:24.0" in project_page(client, project)
+    trim.set_trim(clip=parts[1], user=user, cut_in=None, cut_out=5.0)
+    assert "3 segments · 0:21.0" in project_page(client, project)
+
+
+def test_cached_filters_offer_a_new_creator(client, user, project, account):
+    client.force_login(user)
+    assert ">dana<" not in project_page(client, project)
+    dana = get_user_model().objects.create_user("dana", "dana@example.com", "pw-dana-12345")
+    Membership.objects.create(project=project, user=dana, role=Role.CREATOR)
+    assert ">dana<" in project_page(client, project)
+
+
+def test_a_renamed_account_shows_on_cached_cards(client, user, project, account):
+    clips(project, user, account, 2)
+    client.force_login(user)
+    assert "apimart main ·" in project_page(client, project)
+    ProviderAccount.objects.filter(pk=account.pk).update(label="apimart team")
+    page = project_page(client, project)
+    assert "apimart team ·" in page and "apimart main ·" not in page
+
+
+def test_changed_templates_are_a_new_cache_key(settings, tmp_path):
+    (tmp_path / "templates").mkdir()
+    page = tmp_path / "templates" / "page.html"
+    page.write_text("<p>one</p>")
+    settings.BASE_DIR = tmp_path
+    fragments.templates_fingerprint.cache_clear()
+    try:
+        before = fragments.fragment_key("template.cache.grid.abc", "p", 1)
+        page.write_text("<p>two</p>")
+        fragments.templates_fingerprint.cache_clear()
+        after = fragments.fragment_key("template.cache.grid.abc", "p", 1)
+    finally:
+        fragments.templates_fingerprint.cache_clear()
+    assert before != after
+    assert before.endswith(":template.cache.grid.abc") and after.startswith("p:1:")
