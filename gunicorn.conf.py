@@ -34,12 +34,19 @@ threads = _int("WEB_THREADS", 4)
 timeout = _int("WEB_TIMEOUT", 30)
 # On SIGTERM (a deploy, a scale-down) requests in flight get this long to finish.
 graceful_timeout = _int("WEB_GRACEFUL_TIMEOUT", 30)
-# Longer than nothing, shorter than load balancers' idle timeout (AWS ALB: 60 s), so the
-# balancer never sends on a connection gunicorn just closed.
-keepalive = _int("WEB_KEEPALIVE", 5)
+# No keep-alive by default: each answer closes its connection, so the next request is
+# accepted by whichever worker is free. With keep-alive a gthread worker accepts every
+# connection it can, and a few long-lived connections (a proxy's pool, a load test) can all
+# land on one worker while the others idle: bench/web.py measured half the throughput that
+# way on 2 workers. TLS ends at the proxy in front, so a new connection costs little. Set
+# WEB_KEEPALIVE above the proxy's idle timeout (AWS ALB: 60 s) if you turn it on, or the
+# proxy may send on a connection gunicorn just closed.
+keepalive = _int("WEB_KEEPALIVE", 0)
 # Workers are replaced after this many requests (jittered so they do not all restart at
-# once), which bounds any slow growth of memory.
-max_requests = _int("WEB_MAX_REQUESTS", 5000)
+# once), which bounds any slow growth of memory. Polls are cheap and frequent: a worker
+# answering a thousand a second lives about a minute; a lower figure would spend the CPU
+# on restarts and empty the worker's fragment cache every few seconds.
+max_requests = _int("WEB_MAX_REQUESTS", 50000)
 max_requests_jitter = max_requests // 10
 # Heartbeat files on a RAM disk: a slow disk must not make a busy worker look dead.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

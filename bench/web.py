@@ -6,6 +6,8 @@ files, starts gunicorn with gunicorn.conf.py in production settings (DEBUG off),
 measures requests per second and the 99th percentile latency of:
 
   bare       a Django view returning a few bytes (the ceiling; only in this bench's URLconf)
+  bare+login the same view with a logged-in session: the session and the user are read, as
+             for every page of the studio (the floor of any page a member sees)
   fragment   the clip page's progress fragment polled while the clip is unchanged (a 304)
   fragment!  the same poll answered in full (no If-None-Match): the progress moved
   status!    a poll whose status changed: the card and, out of band, details and chain
@@ -397,6 +399,7 @@ def main() -> None:
         etag = httpx.get(fragment_url, headers=htmx).headers["ETag"]
         targets = [
             ("bare", f"{base}/bench/bare", {}),
+            ("bare+login", f"{base}/bench/bare", session),
             ("fragment", fragment_url, {**htmx, "If-None-Match": etag}),
             ("fragment!", fragment_url, htmx),
             ("status!", f"{base}/clips/{ids['running']}/?seen=queued", htmx),
@@ -429,7 +432,7 @@ def main() -> None:
             f"{'wrk' if load is with_wrk else 'Python threads'}"
         )
         print(
-            f"{'page':<10} {'alone ms':>8} {'req/s':>8} {'p99 ms':>8} {'vs bare':>8} {'errors':>7}"
+            f"{'page':<11} {'alone ms':>8} {'req/s':>8} {'p99 ms':>8} {'vs bare':>8} {'errors':>7}"
         )
         bare_rate = None
         for name, url, headers in targets:
@@ -439,7 +442,7 @@ def main() -> None:
             )
             bare_rate = bare_rate or rate
             print(
-                f"{name:<10} {alone[name]:8.1f} {rate:8.0f} {p99:8.1f} "
+                f"{name:<11} {alone[name]:8.1f} {rate:8.0f} {p99:8.1f} "
                 f"{rate / bare_rate:8.2f} {errors:7d}"
             )
     finally:

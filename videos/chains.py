@@ -581,8 +581,9 @@ def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_P
     return Paginator(roots.values_list("pk", flat=True), per_page).get_page(page)
 
 
-# What a chain's row on the project page is drawn from: each clip's place, state, trim and
-# length (kept_range), the root's poster and prompt.
+# What a chain's row on the project page is drawn from and can change: each clip's place,
+# state, trim and length (kept_range), the root's poster. (Prompts, params and creation
+# times are written once, with the row's id.)
 CHAIN_SHOWN = (
     "pk",
     "parent_id",
@@ -591,14 +592,11 @@ CHAIN_SHOWN = (
     "status",
     "file_key",
     "poster_key",
-    "prompt",
-    "params",
     "is_main_line",
     "trim_in",
     "trim_out",
     "duration_seconds",
     "new_from_seconds",
-    "created_at",
 )
 
 

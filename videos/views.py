@@ -72,7 +72,11 @@ def _project_for(request: HttpRequest, pk: int) -> Project:
 
 def _clip_for(request: HttpRequest, pk: int) -> Clip:
     return get_object_or_404(
-        Clip.objects.for_user(request.user).select_related("project", "provider_account"), pk=pk
+        Clip.objects.for_user(request.user)
+        .select_related("project", "provider_account")
+        # Pages never call a provider: the account's keys are not even decrypted.
+        .defer("provider_account__credential", "provider_account__secret_key"),
+        pk=pk,
     )
 
 
