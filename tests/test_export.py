@@ -251,18 +251,22 @@ def test_a_chain_with_nothing_finished_cannot_be_exported(
     assert not ChainExport.objects.exists()
 
 
-def test_an_export_that_lost_its_worker_can_be_made_again(
-    client, user, project, live_server, sandbox_account
-):
-    account = sandbox_account("apimart")
-    root = stored_clip(project=project, user=user, account=account, seconds=8)
-    lost = ChainExport.objects.create(
+def stalled_export(root, user) -> ChainExport:
+    """An export whose worker was lost: running for longer than any export may run."""
+    return ChainExport.objects.create(
         root=root,
         created_by=user,
         segments=[root.pk],
         status=ExportStatus.RUNNING,
-        created_at=timezone.now() - timedelta(minutes=12),
+        created_at=timezone.now() - ChainExport.STALLED_AFTER - timedelta(minutes=1),
     )
+
+
+def test_an_export_that_lost_its_worker_can_be_made_again(
+    client, user, project, live_server, sandbox_account
+):
+    root = stored_clip(project=project, user=user, account=sandbox_account("apimart"), seconds=8)
+    lost = stalled_export(root, user)
     client.force_login(user)
     page = client.get(f"/clips/{root.pk}/chain/").content.decode()
     assert "This export stopped before it finished." in page
@@ -279,15 +283,8 @@ def test_a_stalled_export_finished_twice_keeps_one_file_and_deletes_the_other(
     user, project, live_server, sandbox_account, monkeypatch
 ):
     # The queue redelivered a stalled export; the stalled run then finished first after all.
-    account = sandbox_account("apimart")
-    root = stored_clip(project=project, user=user, account=account, seconds=2)
-    made = ChainExport.objects.create(
-        root=root,
-        created_by=user,
-        segments=[root.pk],
-        status=ExportStatus.RUNNING,
-        created_at=timezone.now() - timedelta(minutes=12),
-    )
+    root = stored_clip(project=project, user=user, account=sandbox_account("apimart"), seconds=2)
+    made = stalled_export(root, user)
     upload = export._upload
     ours: list[str] = []
 

@@ -8,48 +8,23 @@ changes something the page shows, and checks the next page shows it.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
+from tests import test_page_costs
 from tests.conftest import grant_spending
 from tests.test_page_costs import chain, clips
 from videos import fragments, review, trim
-from videos.models import Clip, ClipStatus, Membership, ProviderAccount, Role
+from videos.models import ClipStatus, Membership, ProviderAccount, Role
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def account(db):
-    return ProviderAccount.objects.create(
-        all_projects=True,
-        kind="apimart",
-        label="apimart main",
-        base_url="http://127.0.0.1:9/x",
-        credential="sk-page-cache-0001",
-    )
-
-
-@pytest.fixture
-def running(project, user, account):
-    return Clip.objects.create(
-        project=project,
-        created_by=user,
-        provider_account=account,
-        model="veo3.1-fast-official",
-        prompt="A kite over the dunes",
-        params={"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"},
-        status=ClipStatus.RUNNING,
-        progress=30,
-        phase="Generating",
-        provider_task_id="task-running-1",
-        submitted_at=timezone.now() - timedelta(seconds=20),
-    )
+# The page-cost tests' fixtures: an apimart account and a clip the provider is making.
+account = test_page_costs.account
+running = test_page_costs.running
 
 
 def poll(client, clip, seen: str | None):
@@ -62,9 +37,7 @@ def poll(client, clip, seen: str | None):
 # --- the light poll -----------------------------------------------------------------------------
 
 
-def test_a_poll_for_the_status_the_page_shows_redraws_only_the_status_card(
-    client, user, running
-):
+def test_a_poll_for_the_status_the_page_shows_redraws_only_the_status_card(client, user, running):
     client.force_login(user)
     page = client.get(running.get_absolute_url()).content.decode()
     # The page polls saying which status it drew.
@@ -95,9 +68,7 @@ def test_a_clip_turning_ready_swaps_its_details_although_the_poll_said_running(
     assert f'hx-get="/clips/{running.pk}/?seen' not in ready  # a final clip stops polling
 
 
-def test_a_poll_with_a_status_the_studio_does_not_know_gets_the_whole_answer(
-    client, user, running
-):
+def test_a_poll_with_a_status_the_studio_does_not_know_gets_the_whole_answer(client, user, running):
     client.force_login(user)
     assert 'id="clip-details"' in poll(client, running, "<script>")
 
