@@ -3,6 +3,7 @@ from django.urls import path
 from videos import (
     chain_views,
     guest_views,
+    project_views,
     reconcile_views,
     review_link_views,
     settings_views,
@@ -11,9 +12,9 @@ from videos import (
 )
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("projects/", views.projects, name="projects"),
-    path("projects/<int:pk>/", views.project_detail, name="project"),
+    path("", project_views.home, name="home"),
+    path("projects/", project_views.projects, name="projects"),
+    path("projects/<int:pk>/", project_views.project_detail, name="project"),
     path("projects/<int:pk>/clips/new/", views.clip_new, name="clip-new"),
     path("clips/<int:pk>/", views.clip_detail, name="clip"),
     path("clips/<int:pk>/video.mp4", views.clip_video, name="clip-video"),

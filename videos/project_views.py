@@ -1,0 +1,175 @@
+"""The project pages: the list of projects, and a project's library with its chains and
+activity (whose costly parts come from the fragment cache, videos/fragments.py)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page, Paginator
+from django.db.models import Exists, F, OuterRef
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from videos import permissions, services
+from videos.conditional import unchanged_is_304
+from videos.forms import LibraryFilterForm, ProjectForm
+from videos.fragments import version_text
+from videos.models import Clip, Project
+from videos.project_activity import ProjectActivity
+from videos.views import HtmxHttpRequest
+
+LIBRARY_PAGE_SIZE = 24
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("projects")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def projects(request: HtmxHttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    can_create = permissions.can_create_projects(request.user)
+    if request.method == "POST":
+        if not can_create:
+            raise permissions.NotAllowed(
+                "Creating projects needs the right to spend, which staff give."
+            )
+        if form.is_valid():
+            project = services.create_project(name=form.cleaned_data["name"], user=request.user)
+            return redirect(project)
+    projects = Project.objects.for_user(request.user).order_by("name", "pk")
+    return render(
+        request,
+        "videos/projects.html",
+        {"projects": projects, "form": form, "can_create": can_create},
+    )
+
+
+def _project_with_role(request: HttpRequest, pk: int) -> Project:
+    # The viewer's role comes with the project, from the membership the lookup joins anyway,
+    # and their right to spend and whether any clip is in flight in the same query.
+    project = get_object_or_404(
+        Project.objects.for_user(request.user).annotate(
+            viewer_role=F("memberships__role"),
+            viewer_granted=permissions.spending_right_granted(request.user.pk),
+            has_clips_in_flight=Exists(Clip.objects.filter(project=OuterRef("pk")).in_flight()),
+        ),
+        pk=pk,
+    )
+    project.viewer_has_right = permissions.has_spending_right_given(
+        request.user, granted=project.viewer_granted
+    )
+    return project
+
+
+def _library(request: HttpRequest, project: Project) -> tuple[LibraryFilterForm, Page]:
+    filters = LibraryFilterForm(request.GET, project=project)
+    clips = filters.filter(
+        project.clips.select_related("created_by")
+        # A project uses a few accounts: one query for them, not a credential decrypted per clip.
+        .prefetch_related("provider_account")
+        .order_by("-created_at", "-pk")
+    )
+    paginator = Paginator(clips, LIBRARY_PAGE_SIZE)
+    number = filters.cleaned_data.get("page") or 1
+    if number > paginator.num_pages:
+        filters.add_error("page", f"There is no page {number}; this is the last one.")
+        number = paginator.num_pages
+    return filters, paginator.page(number)
+
+
+# What a card in the clip grid shows.
+GRID_COLUMNS = (
+    "pk",
+    "status",
+    "progress",
+    "prompt",
+    "model",
+    "poster_key",
+    "file_key",
+    "duration_seconds",
+    "created_at",
+    "provider_account__label",
+    "created_by__username",
+)
+
+
+def _clip_grid_state(
+    request: HtmxHttpRequest, project: Project, filters, page: Page, *, polling: bool
+) -> tuple:
+    """Everything the clip grid shows: its rows' columns, the viewer's rights, the query."""
+    return (
+        project.pk,
+        project.viewer_role,
+        project.viewer_has_right,
+        request.GET.urlencode(),
+        page.number,
+        page.paginator.count,
+        list(page.object_list.values_list(*GRID_COLUMNS)),
+        polling,
+        filters.errors,
+    )
+
+
+def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
+    """What the polled clip grid shows; None (always render) for the whole page."""
+    if not request.htmx:
+        return None
+    project = _project_with_role(request, pk)
+    filters, page = _library(request, project)
+    return _clip_grid_state(request, project, filters, page, polling=project.has_clips_in_flight)
+
+
+def _filters_version(request: HtmxHttpRequest, project: Project, filters) -> str:
+    # The form draws the query string's values, its choices, and the errors those give.
+    return version_text(
+        project.pk,
+        request.GET.urlencode(),
+        list(filters.fields["provider"].queryset.values_list("pk", "label")),
+        list(filters.fields["creator"].queryset.values_list("pk", "username")),
+    )
+
+
+@login_required
+@require_GET
+@unchanged_is_304(_clip_grid_version)
+def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    project = _project_with_role(request, pk)
+    filters, page = _library(request, project)
+    polling = project.has_clips_in_flight
+    grid = _clip_grid_state(request, project, filters, page, polling=polling)
+    query = request.GET.copy()
+    query.pop("page", None)
+    # The grid, the filters and the chains and activity are drawn from the fragment cache
+    # when their versions were drawn before; the querysets below are read only on a miss.
+    context = {
+        "project": project,
+        "role": project.viewer_role,
+        "clips": page.object_list,
+        "page": page,
+        "filters": filters,
+        "grid_version": version_text(grid),
+        "query": query.urlencode(),
+        "polling": polling,
+        "can_generate": permissions.can_spend(
+            project, request.user, role=project.viewer_role, right=project.viewer_has_right
+        ),
+    }
+    if request.htmx:
+        return render(request, "videos/project.html#clip-grid", context)
+    chains_query = request.GET.copy()
+    chains_query.pop("chains", None)
+    activity = ProjectActivity(project, chains_page=filters.cleaned_data.get("chains") or 1)
+    return render(
+        request,
+        "videos/project.html",
+        {
+            **context,
+            "chains_query": chains_query.urlencode(),
+            "activity": activity,
+            "filters_version": _filters_version(request, project, filters),
+        },
+    )
