@@ -36,6 +36,16 @@ def grant_spending(user):
 
 
 @pytest.fixture
+def no_fragment_cache(settings):
+    """Pages drawn in full every time: for counting what a page costs when nothing of it is
+    cached (with Redis the fragment cache outlives a test, and a run)."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "template_fragments": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
+
+
+@pytest.fixture
 def user(db):
     casey = get_user_model().objects.create_user("casey", "casey@example.com", "pw-casey-123")
     return grant_spending(casey)

@@ -172,7 +172,7 @@ def test_the_grid_keeps_polling_with_its_filters_while_a_clip_is_in_flight(
 
 
 def test_a_project_with_500_clips_renders_in_as_many_queries_as_one_with_5(
-    client, user, robin, project, apimart, kling
+    client, user, robin, project, apimart, kling, no_fragment_cache
 ):
     client.force_login(user)
     make_clips(project, user, apimart, 3)
@@ -190,4 +190,5 @@ def test_a_project_with_500_clips_renders_in_as_many_queries_as_one_with_5(
     assert Clip.objects.filter(project=project).count() == 500
     with_500 = queries()
     assert with_500 == with_5, (with_5, with_500)
-    assert with_5 <= 15
+    # Drawn in full: the page's own reads plus the versions its cached parts are keyed by.
+    assert with_5 <= 16

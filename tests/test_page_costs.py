@@ -118,7 +118,7 @@ def test_the_root_of_a_chain_is_one_query_away_from_its_last_clip(project, user,
 
 
 def test_the_project_page_costs_the_same_with_500_clips_and_12_chains_as_with_5_and_1(
-    client, user, project, account
+    client, user, project, account, no_fragment_cache
 ):
     client.force_login(user)
     clips(project, user, account, 5)
@@ -131,8 +131,7 @@ def test_the_project_page_costs_the_same_with_500_clips_and_12_chains_as_with_5_
     many, page = count_queries(client, url)
     assert Clip.objects.filter(project=project).count() == 5 + 3 + 450 + 44
     assert many == few, (few, many)
-    # Cold: nothing of the page is in the fragment cache yet (tests/test_page_cache.py
-    # covers the warm page).
+    # Drawn in full (tests/test_page_cache.py covers the cached page).
     assert few <= 21
     assert "Page 1 of 2 · 12 chains" in page.content.decode()
 
