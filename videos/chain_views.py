@@ -81,11 +81,12 @@ def review_context(
     }
 
 
-def clip_panel(*, user, clip: Clip, overrides: dict | None = None) -> dict:
-    """What the clip page shows under the player: the chain, the actions, the review."""
+def clip_panel(*, user, clip: Clip, overrides: dict | None = None, role: str | None = None) -> dict:
+    """What the clip page shows under the player: the chain, the actions, the review.
+    ``role``: the viewer's, when the caller read it already."""
     root = clip.chain_root()
     line = chains.timeline(root)
-    role = clip.project.role_of(user)
+    role = role if role is not None else clip.project.role_of(user)
     can_generate = chains.can_generate(role)
     siblings = (
         []

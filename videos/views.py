@@ -41,6 +41,7 @@ from videos.models import (
     ClipKind,
     ClipStatus,
     Frame,
+    Membership,
     Project,
     ProviderAccount,
     WorkerHeartbeat,
@@ -71,6 +72,24 @@ def _clip_for(request: HttpRequest, pk: int) -> Clip:
         .defer("provider_account__credential", "provider_account__secret_key"),
         pk=pk,
     )
+
+
+def _viewer_rights(request: HttpRequest, clip: Clip) -> tuple[str | None, bool]:
+    """The viewer's role in the clip's project and whether they may spend there, in one
+    read (``role_of`` and ``has_perm`` would take three)."""
+    user = request.user
+    row = (
+        Membership.objects.filter(project_id=clip.project_id, user=user.pk)
+        .values_list("role", permissions.spending_right_granted(user.pk))
+        .first()
+    )
+    role, granted = row or (None, False)
+    right = permissions.has_spending_right_given(user, granted=granted)
+    return role, permissions.can_spend(clip.project, user, role=role, right=right)
+
+
+def _clip_can_generate(request: HttpRequest, clip: Clip) -> bool:
+    return _viewer_rights(request, clip)[1]
 
 
 def _can_generate(project: Project, user) -> bool:
@@ -238,9 +257,7 @@ STATES_WITH_ACTIONS = services.RETRYABLE | {ClipStatus.UNKNOWN, ClipStatus.PARTI
 def _status_context(request: HttpRequest, clip: Clip, *, can_generate: bool | None) -> dict:
     """What the status card shows (the polled fragment): kept to the few reads it needs."""
     if can_generate is None:
-        can_generate = clip.status in STATES_WITH_ACTIONS and _can_generate(
-            clip.project, request.user
-        )
+        can_generate = clip.status in STATES_WITH_ACTIONS and _clip_can_generate(request, clip)
     return {
         "clip": clip,
         "project": clip.project,
@@ -279,12 +296,13 @@ def clip_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         template += "#clip-status"
     spec = providers.model_spec(clip.provider_account.kind, clip.model)
-    can_generate = _can_generate(clip.project, request.user)
+    role, can_generate = _viewer_rights(request, clip)
     return render(
         request,
         template,
         {
             **_status_context(request, clip, can_generate=can_generate),
+            "viewer_role": role,
             # A poll whose status changed also swaps what changes with the state: the
             # details and the chain's actions (out of band), so Ready enables Extend
             # without a reload.
@@ -342,7 +360,7 @@ def _hd_context(clip: Clip) -> dict:
 def clip_hd(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET: the 1080p card (polled while kie makes it). POST: ask kie for the 1080p version."""
     clip = _clip_for(request, pk)
-    can_generate = _can_generate(clip.project, request.user)
+    can_generate = _clip_can_generate(request, clip)
     if request.method == "POST":
         if not can_generate:
             raise PermissionDenied(
@@ -368,7 +386,7 @@ def clip_hd(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def clip_retry_extension(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """NewAPI: ask again for the 7 s extension of a clip whose first 8 s were made."""
     clip = _clip_for(request, pk)
-    if not _can_generate(clip.project, request.user):
+    if not _clip_can_generate(request, clip):
         raise PermissionDenied(
             "You review this project: retrying an extension spends money, which is for its "
             "creators."
@@ -394,7 +412,7 @@ def clip_retry_extension(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def clip_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """A new submission of a failed clip, made only because the creator clicked Retry."""
     clip = _clip_for(request, pk)
-    if not _can_generate(clip.project, request.user):
+    if not _clip_can_generate(request, clip):
         raise PermissionDenied("Reviewers cannot generate clips.")
     try:
         new_clip = services.retry_clip(clip=clip, user=request.user)

@@ -24,6 +24,8 @@ def clip_chain_panel(context, clip: Clip) -> dict:
         user=request.user if request else None,
         clip=clip,
         overrides=context.get("review_overrides"),
+        # The clip page reads the viewer's role with their right (views._viewer_rights).
+        role=context.get("viewer_role"),
     )
 
 
