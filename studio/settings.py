@@ -211,8 +211,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-q2: the ORM broker by default (nothing to run but the worker), Redis at scale.
 REDIS_URL = env_str("REDIS_URL")
+# The queue's name is its key prefix in Redis: studios sharing one Redis each need their
+# own, and so does each parallel test worker (pytest-xdist), which has a database of its own.
+Q_CLUSTER_NAME = env_str("Q_CLUSTER_NAME") or "clipchain" + (
+    f"-{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else ""
+)
 Q_CLUSTER: dict = {
-    "name": "clipchain",
+    "name": Q_CLUSTER_NAME,
     "workers": env_int("Q_WORKERS", 4, minimum=1),
     # Queue tasks are media work (mirror, poster, export); provider calls are the tracker's.
     "timeout": 600,
