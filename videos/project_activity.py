@@ -3,7 +3,8 @@
 The page caches this part by ``version``: the ids of the feed's newest items and the columns
 of every clip the page of chains draws, plus the half-minute, since the feed says "5 minutes
 ago". Building the timelines and the feed (a dozen queries and most of the page's rendering)
-happens only when that version has not been drawn yet.
+happens only when that version has not been drawn yet. The feed's rows are written once;
+the names in them (a renamed account or user) may lag by that half-minute.
 """
 
 from __future__ import annotations
