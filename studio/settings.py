@@ -259,7 +259,8 @@ else:
     FRAGMENT_CACHE = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "fragments",
-        "OPTIONS": {"MAX_ENTRIES": 2000},
+        # About 20 KB a part: at most ten-odd MB a process.
+        "OPTIONS": {"MAX_ENTRIES": 500},
     }
 # Rendered parts of busy pages (the clip grid, the project's chains and activity, the
 # library filters), read by Django's {% cache %} tag. Each key carries the *version* of what

@@ -106,6 +106,20 @@ def test_the_second_view_of_an_unchanged_project_page_draws_from_the_cache(
     assert without_csrf_tokens(cold) == without_csrf_tokens(warm)
 
 
+@pytest.mark.parametrize("query", [{"q": "shot"}, {"utm_source": "mail"}])
+def test_searches_and_unknown_parameters_are_never_kept(client, user, project, account, query):
+    # Their keys have no bound: anyone could fill the cache (and Redis, which holds the queue).
+    client.force_login(user)
+    clips(project, user, account, 5)
+    url = project.get_absolute_url()
+    counts = []
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as context:
+            assert client.get(url, query).status_code == 200
+        counts.append(len(context))
+    assert counts[0] == counts[1], counts
+
+
 def without_csrf_tokens(html: str) -> str:
     html = re.sub(r'"X-CSRFToken": "\w+"', "", html)
     return re.sub(r'name="csrfmiddlewaretoken" value="\w+"', "", html)

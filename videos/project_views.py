@@ -19,6 +19,9 @@ from videos.project_activity import ProjectActivity
 from videos.views import HtmxHttpRequest
 
 LIBRARY_PAGE_SIZE = 24
+# How long a drawn part of the project page is kept. Parts are keyed by what they show, so
+# this bounds memory, not staleness: a grid with clips in flight is a new key every poll.
+FRAGMENT_SECONDS = 120
 
 
 @login_required
@@ -145,7 +148,11 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     query.pop("page", None)
     # The grid, the filters and the chains and activity are drawn from the fragment cache
     # when their versions were drawn before; the querysets below are read only on a miss.
+    # Searches and unknown parameters are drawn afresh: their keys have no bound, and the
+    # cache (Redis holds the queue too) must not be something anyone can fill.
+    cacheable = not filters.cleaned_data.get("q") and set(request.GET) <= set(filters.fields)
     context = {
+        "fragment_seconds": FRAGMENT_SECONDS if cacheable else 0,
         "project": project,
         "role": project.viewer_role,
         "clips": page.object_list,
