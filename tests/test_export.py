@@ -309,6 +309,36 @@ def test_a_stalled_export_finished_twice_keeps_one_file_and_deletes_the_other(
     assert made.status == ExportStatus.READY and made.error_message == ""
 
 
+def test_a_stalled_run_failing_late_leaves_the_export_to_the_run_that_took_it_over(
+    user, project, live_server, sandbox_account
+):
+    root = stored_clip(project=project, user=user, account=sandbox_account("apimart"), seconds=2)
+    made = stalled_export(root, user)
+    stalled = ChainExport.objects.get(pk=made.pk)
+    taken_over = ChainExport.objects.get(pk=made.pk)
+    # Both claims went through: the first run's (now stalled), then the redelivery's.
+    ChainExport.objects.filter(pk=made.pk).update(status=ExportStatus.QUEUED)
+    assert stalled.claim() is True
+    assert taken_over.claim() is True  # it has run for longer than any export may
+    assert (stalled.attempt, taken_over.attempt) == (1, 2)
+
+    # The stalled run fails after all: the export is still the other run's to finish.
+    assert stalled.mark_failed("The chain could not be stitched: the upload was swept") is False
+    stalled.record_progress(5)
+    taken_over.record_progress(60)
+    made.refresh_from_db()
+    assert (made.status, made.progress, made.error_message) == (ExportStatus.RUNNING, 60, "")
+    assert taken_over.mark_ready(
+        file_key="exports/b.mp4",
+        file_size=1,
+        sha256="0" * 64,
+        duration_seconds=2.0,
+        stream_copied=True,
+    )
+    made.refresh_from_db()
+    assert (made.status, made.file_key) == (ExportStatus.READY, "exports/b.mp4")
+
+
 def _reencoded_chain(project, user, account, *, seconds: float) -> list:
     """A root and a continuation of another shape: stitching must encode every frame."""
     root = stored_clip(project=project, user=user, account=account, seconds=seconds)

@@ -932,6 +932,9 @@ class ChainExport(models.Model):
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Which run holds the export: each claim takes the next number, and only that run's
+    # progress and failure are recorded (a stalled run taken over may still be running).
+    attempt = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"Export {self.pk} of chain {self.root_id}"
@@ -949,22 +952,29 @@ class ChainExport(models.Model):
         return not self.is_final and self.created_at > timezone.now() - self.STALLED_AFTER
 
     def claim(self) -> bool:
-        """Take the right to stitch this export. Only one caller ever gets True."""
+        """Take the right to stitch this export. Only one caller ever gets True for each
+        attempt number: a compare-and-set on ``attempt``."""
+        current = ChainExport.objects.filter(pk=self.pk).values_list("attempt", flat=True).first()
+        if current is None:
+            return False
         stalled = Q(status=ExportStatus.RUNNING, created_at__lt=timezone.now() - self.STALLED_AFTER)
         updated = (
-            ChainExport.objects.filter(pk=self.pk)
+            ChainExport.objects.filter(pk=self.pk, attempt=current)
             .filter(Q(status=ExportStatus.QUEUED) | stalled)
-            .update(status=ExportStatus.RUNNING, progress=0)
+            .update(status=ExportStatus.RUNNING, progress=0, attempt=current + 1)
         )
         if updated:
-            self.status, self.progress = ExportStatus.RUNNING, 0
+            self.status, self.progress, self.attempt = ExportStatus.RUNNING, 0, current + 1
         return bool(updated)
+
+    def _mine(self):
+        return ChainExport.objects.filter(
+            pk=self.pk, status=ExportStatus.RUNNING, attempt=self.attempt
+        )
 
     def record_progress(self, progress: int) -> None:
         self.progress = max(0, min(99, progress))
-        ChainExport.objects.filter(pk=self.pk, status=ExportStatus.RUNNING).update(
-            progress=self.progress
-        )
+        self._mine().update(progress=self.progress)
 
     def mark_ready(
         self,
@@ -975,10 +985,9 @@ class ChainExport(models.Model):
         duration_seconds: float,
         stream_copied: bool,
     ) -> bool:
-        """Record the stitched file; False when another run of this export (one that took
-        over a stalled run, or the stalled run itself) recorded its own first: the caller's
-        file is then not the export's and must be deleted."""
-        finished_at = timezone.now()
+        """Record the stitched file. The first run to finish wins, even one that was taken
+        over; False when another run recorded its file first: the caller's file is then
+        not the export's and must be deleted."""
         fields = {
             "status": ExportStatus.READY,
             "progress": 100,
@@ -987,21 +996,32 @@ class ChainExport(models.Model):
             "sha256": sha256,
             "duration_seconds": duration_seconds,
             "stream_copied": stream_copied,
-            "finished_at": finished_at,
+            "finished_at": timezone.now(),
         }
-        won = ChainExport.objects.filter(pk=self.pk, status=ExportStatus.RUNNING).update(**fields)
+        won = (
+            ChainExport.objects.filter(pk=self.pk)
+            .exclude(status=ExportStatus.READY)
+            .update(**fields)
+        )
         if won:
             for name, value in fields.items():
                 setattr(self, name, value)
         return bool(won)
 
-    def mark_failed(self, message: str) -> None:
-        # A run that fails after another finished leaves the finished export alone.
-        self.status, self.error_message = ExportStatus.FAILED, message
-        self.finished_at = timezone.now()
-        ChainExport.objects.filter(pk=self.pk).exclude(status=ExportStatus.READY).update(
-            status=self.status, error_message=message, finished_at=self.finished_at
+    def mark_failed(self, message: str) -> bool:
+        """Record this run's failure, unless another run holds the export (it may still
+        finish) or it is finished."""
+        finished_at = timezone.now()
+        failed = self._mine().update(
+            status=ExportStatus.FAILED, error_message=message, finished_at=finished_at
         )
+        if failed:
+            self.status, self.error_message, self.finished_at = (
+                ExportStatus.FAILED,
+                message,
+                finished_at,
+            )
+        return bool(failed)
 
 
 class WorkerHeartbeat(models.Model):
