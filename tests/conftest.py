@@ -35,6 +35,19 @@ def grant_spending(user):
     return user
 
 
+@pytest.fixture(autouse=True)
+def fresh_fragment_cache():
+    """Each test starts with nothing drawn: on SQLite ids come again after each test's
+    rollback. (Only the in-memory cache: clearing Redis would empty the queue too; there,
+    keys carry the database and ids are never reused within a run.)"""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    fragments = caches["template_fragments"]
+    if isinstance(fragments, LocMemCache):
+        fragments.clear()
+
+
 @pytest.fixture
 def no_fragment_cache(settings):
     """Pages drawn in full every time: for counting what a page costs when nothing of it is

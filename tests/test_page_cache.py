@@ -106,8 +106,13 @@ def test_the_second_view_of_an_unchanged_project_page_draws_from_the_cache(
     assert without_csrf_tokens(cold) == without_csrf_tokens(warm)
 
 
-@pytest.mark.parametrize("query", [{"q": "shot"}, {"utm_source": "mail"}])
-def test_searches_and_unknown_parameters_are_never_kept(client, user, project, account, query):
+@pytest.mark.parametrize(
+    "query",
+    [{"q": "shot"}, {"utm_source": "mail"}, {"page": "01"}, {"chains": "99"}, {"status": "nope"}],
+)
+def test_searches_and_query_strings_the_studio_never_makes_are_never_kept(
+    client, user, project, account, query
+):
     # Their keys have no bound: anyone could fill the cache (and Redis, which holds the queue).
     client.force_login(user)
     clips(project, user, account, 5)
@@ -135,6 +140,18 @@ def test_a_reviewer_never_gets_the_creators_cached_grid(client, user, project, a
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     client.force_login(reviewer)
     assert "Use as template" not in project_page(client, project)
+
+
+def test_a_creator_given_the_right_to_spend_gets_a_grid_that_offers_it(
+    client, user, project, account
+):
+    clips(project, user, account, 2)
+    drew = get_user_model().objects.create_user("drew", "drew@example.com", "pw-drew-12345")
+    Membership.objects.create(project=project, user=drew, role=Role.CREATOR)
+    client.force_login(drew)
+    assert "Use as template" not in project_page(client, project)
+    grant_spending(drew)
+    assert "Use as template" in project_page(client, project)
 
 
 def test_a_cached_activity_feed_shows_a_new_comment(client, user, project, account):
@@ -170,18 +187,37 @@ def test_a_renamed_account_shows_on_cached_cards(client, user, project, account)
     assert "apimart team ·" in page and "apimart main ·" not in page
 
 
-def test_changed_templates_are_a_new_cache_key(settings, tmp_path):
+def test_changed_code_is_a_new_cache_key(settings, tmp_path):
     (tmp_path / "templates").mkdir()
     page = tmp_path / "templates" / "page.html"
     page.write_text("<p>one</p>")
     settings.BASE_DIR = tmp_path
-    fragments.templates_fingerprint.cache_clear()
-    try:
-        before = fragments.fragment_key("template.cache.grid.abc", "p", 1)
-        page.write_text("<p>two</p>")
-        fragments.templates_fingerprint.cache_clear()
-        after = fragments.fragment_key("template.cache.grid.abc", "p", 1)
-    finally:
-        fragments.templates_fingerprint.cache_clear()
+    settings.DEBUG = True  # read afresh on every use, as under runserver
+    before = fragments.fragment_key("template.cache.grid.abc", "p", 1)
+    page.write_text("<p>two, longer</p>")
+    after = fragments.fragment_key("template.cache.grid.abc", "p", 1)
     assert before != after
-    assert before.endswith(":template.cache.grid.abc") and after.startswith("p:1:")
+    assert before.split(":")[-1] == after.split(":")[-1] == "template.cache.grid.abc"
+
+
+def test_the_page_cache_is_keyed_by_the_code_and_the_database(
+    client, user, project, account, monkeypatch
+):
+    clips(project, user, account, 3)
+    client.force_login(user)
+    url = project.get_absolute_url()
+    client.get(url)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as context:
+            client.get(url)
+        return len(context)
+
+    warm = queries()
+    # A deploy with other templates or code: nothing drawn by the old code is served.
+    monkeypatch.setattr(fragments, "code_fingerprint", lambda: "a-new-release")
+    assert queries() > warm
+    assert queries() == warm
+    # Another database (another studio on the same Redis) has parts of its own.
+    monkeypatch.setattr(fragments, "_database", lambda: "another-studio")
+    assert queries() > warm

@@ -582,10 +582,12 @@ def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_P
 
 
 # What a chain's row on the project page is drawn from and can change: each clip's place,
-# state, trim and length (kept_range), the root's poster. (Prompts, params and creation
-# times are written once, with the row's id.)
+# state, trim and length (kept_range), the root's poster. Prompts and params are written
+# once, with the row: its id and creation time stand for them (ids alone can come again in
+# a database restored from a backup).
 CHAIN_SHOWN = (
     "pk",
+    "created_at",
     "parent_id",
     "root_id",
     "kind",

@@ -27,6 +27,11 @@ class ProjectActivity:
         self.project = project
         self._page = chains.project_chain_page(project, page=chains_page or 1)
 
+    @property
+    def page_number(self) -> int:
+        """The page of chains shown (a number past the last shows the last)."""
+        return self._page.number
+
     @cached_property
     def version(self) -> str:
         newest = ("-created_at", "-pk")
@@ -36,11 +41,13 @@ class ProjectActivity:
             self._page.number,
             self._page.paginator.count,
             chains.chains_version(self._page),
-            list(self.project.activities.order_by(*newest).values_list("pk", flat=True)[:limit]),
+            # Feed rows are written once: the id and the time stand for the row (ids alone
+            # can come again in a database restored from a backup).
+            list(self.project.activities.order_by(*newest).values_list("pk", "created_at")[:limit]),
             list(
                 self.project.clips.filter(kind=ClipKind.GENERATE)
                 .order_by(*newest)
-                .values_list("pk", flat=True)[:limit]
+                .values_list("pk", "created_at")[:limit]
             ),
             int(time.time() // AGO_RESOLUTION_SECONDS),
         )

@@ -108,13 +108,21 @@ def _clip_grid_state(
         project.pk,
         project.viewer_role,
         project.viewer_has_right,
-        request.GET.urlencode(),
+        grid_query(request),
         page.number,
         page.paginator.count,
         list(page.object_list.values_list(*GRID_COLUMNS)),
         polling,
         filters.errors,
     )
+
+
+def grid_query(request: HttpRequest) -> str:
+    """The query string the grid polls with: the library's own (the page of chains is not
+    the grid's business)."""
+    query = request.GET.copy()
+    query.pop("chains", None)
+    return query.urlencode()
 
 
 def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
@@ -136,6 +144,33 @@ def _filters_version(request: HtmxHttpRequest, project: Project, filters) -> str
     )
 
 
+def _keeps_fragments(request: HttpRequest, filters, *, chains_page: int | None) -> bool:
+    """Whether this page's parts may be kept: only for query strings the studio's own links
+    and filter form make, each valid value spelt as the form spells it, and no search.
+
+    Parts are keyed by their query string, so anything else (a search, an unknown
+    parameter, ``page=007``, a chains page past the last) would be a key anyone could mint
+    without end, in a cache that on Redis shares memory with the task queue. Those pages
+    are drawn afresh, as every page was before the cache. ``chains_page``: the page of
+    chains shown, or None where the page shows none (the grid's own polls)."""
+    if filters.errors or filters.cleaned_data.get("q"):
+        return False
+    known = {
+        "page": filters.cleaned_data.get("page"),
+        "chains": chains_page if chains_page and filters.cleaned_data.get("chains") else None,
+        "status": filters.cleaned_data.get("status"),
+        "provider": getattr(filters.cleaned_data.get("provider"), "pk", None),
+        "creator": getattr(filters.cleaned_data.get("creator"), "pk", None),
+        "q": None,
+    }
+    for name, values in request.GET.lists():
+        if name not in known or len(values) != 1:
+            return False
+        if values[0] != ("" if known[name] is None else str(known[name])):
+            return False
+    return True
+
+
 @login_required
 @require_GET
 @unchanged_is_304(_clip_grid_version)
@@ -148,17 +183,17 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     query.pop("page", None)
     # The grid, the filters and the chains and activity are drawn from the fragment cache
     # when their versions were drawn before; the querysets below are read only on a miss.
-    # Searches and unknown parameters are drawn afresh: their keys have no bound, and the
-    # cache (Redis holds the queue too) must not be something anyone can fill.
-    cacheable = not filters.cleaned_data.get("q") and set(request.GET) <= set(filters.fields)
     context = {
-        "fragment_seconds": FRAGMENT_SECONDS if cacheable else 0,
+        "fragment_seconds": FRAGMENT_SECONDS
+        if _keeps_fragments(request, filters, chains_page=None)
+        else 0,
         "project": project,
         "role": project.viewer_role,
         "clips": page.object_list,
         "page": page,
         "filters": filters,
         "grid_version": version_text(grid),
+        "grid_query": grid_query(request),
         "query": query.urlencode(),
         "polling": polling,
         "can_generate": permissions.can_spend(
@@ -170,11 +205,13 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     chains_query = request.GET.copy()
     chains_query.pop("chains", None)
     activity = ProjectActivity(project, chains_page=filters.cleaned_data.get("chains") or 1)
+    keeps = _keeps_fragments(request, filters, chains_page=activity.page_number)
     return render(
         request,
         "videos/project.html",
         {
             **context,
+            "fragment_seconds": FRAGMENT_SECONDS if keeps else 0,
             "chains_query": chains_query.urlencode(),
             "activity": activity,
             "filters_version": _filters_version(request, project, filters),
