@@ -117,12 +117,16 @@ def _clip_grid_state(
     )
 
 
+def _query_without(request: HttpRequest, name: str) -> str:
+    query = request.GET.copy()
+    query.pop(name, None)
+    return query.urlencode()
+
+
 def grid_query(request: HttpRequest) -> str:
     """The query string the grid polls with: the library's own (the page of chains is not
     the grid's business)."""
-    query = request.GET.copy()
-    query.pop("chains", None)
-    return query.urlencode()
+    return _query_without(request, "chains")
 
 
 def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
@@ -179,14 +183,9 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     filters, page = _library(request, project)
     polling = project.has_clips_in_flight
     grid = _clip_grid_state(request, project, filters, page, polling=polling)
-    query = request.GET.copy()
-    query.pop("page", None)
     # The grid, the filters and the chains and activity are drawn from the fragment cache
     # when their versions were drawn before; the querysets below are read only on a miss.
     context = {
-        "fragment_seconds": FRAGMENT_SECONDS
-        if _keeps_fragments(request, filters, chains_page=None)
-        else 0,
         "project": project,
         "role": project.viewer_role,
         "clips": page.object_list,
@@ -194,16 +193,16 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "filters": filters,
         "grid_version": version_text(grid),
         "grid_query": grid_query(request),
-        "query": query.urlencode(),
+        "query": _query_without(request, "page"),
         "polling": polling,
         "can_generate": permissions.can_spend(
             project, request.user, role=project.viewer_role, right=project.viewer_has_right
         ),
     }
     if request.htmx:
+        keeps = _keeps_fragments(request, filters, chains_page=None)
+        context["fragment_seconds"] = FRAGMENT_SECONDS if keeps else 0
         return render(request, "videos/project.html#clip-grid", context)
-    chains_query = request.GET.copy()
-    chains_query.pop("chains", None)
     activity = ProjectActivity(project, chains_page=filters.cleaned_data.get("chains") or 1)
     keeps = _keeps_fragments(request, filters, chains_page=activity.page_number)
     return render(
@@ -212,7 +211,7 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         {
             **context,
             "fragment_seconds": FRAGMENT_SECONDS if keeps else 0,
-            "chains_query": chains_query.urlencode(),
+            "chains_query": _query_without(request, "chains"),
             "activity": activity,
             "filters_version": _filters_version(request, project, filters),
         },
