@@ -188,7 +188,7 @@ def clip_template(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The new-clip form filled in from this clip: its prompt, settings and frames."""
     clip = _clip_for(request, pk)
     project = clip.project
-    if not _can_generate(project, request.user):
+    if not _clip_can_generate(request, clip):
         raise PermissionDenied(REVIEWER_CANNOT_GENERATE)
     accounts = _offered_accounts(project)
     form = ClipForm(initial=initial_from_clip(clip), accounts=accounts, project=project)
