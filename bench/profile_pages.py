@@ -1,0 +1,153 @@
+"""Where a page spends its time: the pages of bench/web.py, profiled in one process.
+
+Builds the same fresh database as bench/web.py (500 clips, a 50-deep chain, one clip
+running) in production settings (DEBUG off, cached templates), then calls Django's WSGI
+handler directly, without a server or a load generator, and prints for each page: the
+microseconds per request, the queries per request, and the functions that took most of the
+time (cProfile, sorted by own time or by cumulative time).
+
+Run: .venv/bin/python bench/profile_pages.py [--only fragment,project] [--requests 500]
+     [--sort tottime|cumtime] [--top 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.util
+import io
+import os
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("bench_web", ROOT / "bench" / "web.py")
+web = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(web)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated pages")
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--sort", default="tottime", choices=["tottime", "cumtime"])
+    parser.add_argument("--top", type=int, default=25, help="0: timings only")
+    parser.add_argument("--redis-url", default="")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="clipchain-bench-profile-"))
+    env = web.production_env(folder, database_url="")
+    env["REDIS_URL"] = args.redis_url
+    try:
+        web.run_manage(env, "migrate", "--noinput", "-v0")
+        web.run_manage(env, "collectstatic", "--noinput", "-v0")
+        os.environ.update(env)
+        sys.path[:0] = [str(folder), str(ROOT)]
+        import django
+
+        django.setup()
+        profile(web.seed(), args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def profile(ids: dict, args) -> None:
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from django.test import Client
+
+    client = Client()
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.get(username="bench"))
+    cookie = "; ".join(f"{k}={v.value}" for k, v in client.cookies.items())
+    handler = WSGIHandler()
+    running = ids["running"]
+
+    def environ(path: str, headers: dict[str, str]) -> dict:
+        path, _, query = path.partition("?")
+        env = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": "127.0.0.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        for name, value in headers.items():
+            env["HTTP_" + name.upper().replace("-", "_")] = value
+        return env
+
+    def call(path: str, headers: dict[str, str]) -> tuple[int, dict]:
+        status = []
+        response = handler(environ(path, headers), lambda s, h, *a: status.append((s, dict(h))))
+        b"".join(response)
+        response.close()
+        return int(status[0][0].split()[0]), status[0][1]
+
+    session = {"Cookie": cookie}
+    htmx = {**session, "HX-Request": "true"}
+    poll = f"/clips/{running}/?seen=running"
+    etag = call(poll, htmx)[1]["ETag"]
+    pages = [
+        ("bare", "/bench/bare", {}),
+        ("bare+login", "/bench/bare", session),
+        ("fragment", poll, {**htmx, "If-None-Match": etag}),
+        ("fragment!", poll, htmx),
+        ("status!", f"/clips/{running}/?seen=queued", htmx),
+        ("clip", f"/clips/{ids['chain_tip']}/", session),
+        ("project", f"/projects/{ids['project']}/", session),
+        ("search", f"/projects/{ids['project']}/?q=sunset+lighthouse", session),
+    ]
+    if args.only:
+        wanted = set(args.only.split(","))
+        pages = [page for page in pages if page[0] in wanted]
+    for name, path, headers in pages:
+        for _ in range(20):  # warm: templates compiled, fragments cached
+            status, _ = call(path, headers)
+            assert status in (200, 304), (name, status)
+        queries: list[str] = []
+
+        def count(execute, sql, *rest, seen=queries):
+            seen.append(sql)
+            return execute(sql, *rest)
+
+        with connection.execute_wrapper(count):
+            call(path, headers)
+        started = time.perf_counter()
+        for _ in range(args.requests):
+            call(path, headers)
+        plain = (time.perf_counter() - started) / args.requests * 1e6
+        print(f"{name:<11} {plain:6.0f} us/request  {len(queries)} queries")
+        if not args.top:
+            continue
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(args.requests):
+            call(path, headers)
+        profiler.disable()
+        print(f"\n=== {name}  {path}")
+        for sql in queries:
+            print("   ", sql[:160])
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).sort_stats(args.sort)
+        stats.print_stats(args.top)
+        text = out.getvalue()
+        print(text[text.find("   ncalls") :].replace(str(ROOT) + "/", ""))
+
+
+if __name__ == "__main__":
+    main()
