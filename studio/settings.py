@@ -129,7 +129,8 @@ MIDDLEWARE = [
     # A visitor who came through a review link gets 404s from the studio's other pages.
     "videos.guest_views.GuestBoundary",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with the policy built once (the same for every answer).
+    "videos.policy_header.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -254,6 +255,8 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Sessions in the database, read with SQL made once (Django's own store otherwise).
+    SESSION_ENGINE = "videos.sessions"
     # Without a shared cache each web process keeps its own: fragments are keyed by what
     # they show, so a process can never serve another's stale copy, only miss.
     FRAGMENT_CACHE = {
@@ -368,7 +371,10 @@ LOGOUT_REDIRECT_URL = "login"
 # the same network are unaffected. A successful login clears the count.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading the signed-in user with SQL made once (videos/auth.py).
+    # Sessions signed in through django.contrib.auth.backends.ModelBackend, before this
+    # backend, are signed out once: their backend is no longer listed.
+    "videos.auth.StudioModelBackend",
 ]
 AXES_FAILURE_LIMIT = 10
 AXES_COOLOFF_TIME = timedelta(minutes=15)

@@ -14,8 +14,6 @@ import hashlib
 from collections.abc import Callable
 from functools import wraps
 
-from django.db import connections
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 
@@ -60,41 +58,3 @@ def unchanged_is_304(version: Version) -> Callable:
         return wrapper
 
     return decorator
-
-
-class CompiledQuery:
-    """A queryset turned into SQL once, then run with new values: for a version read on
-    every poll. Building a 40-column query costs the ORM about a millisecond of Python;
-    running it, a tenth of that.
-
-    ``build`` makes the queryset from its parameters; it is called once with stand-in
-    integers, and those are swapped for the real values each time (so each parameter must
-    reach the SQL as a query parameter, as filter values do).
-    """
-
-    STAND_INS = (-7_340_033, -7_340_034, -7_340_035, -7_340_036)
-
-    def __init__(self, build: Callable[..., QuerySet], *names: str) -> None:
-        self.build = build
-        self.names = names
-        self.compiled: tuple[str, str, list, list[int | None]] | None = None
-
-    def _compile(self) -> tuple[str, str, list, list[int | None]]:
-        stand_ins = dict(zip(self.names, self.STAND_INS, strict=False))
-        queryset = self.build(**stand_ins)
-        sql, params = queryset.query.sql_with_params()
-        order = list(stand_ins.values())
-        slots = [order.index(value) if value in order else None for value in params]
-        return queryset.db, sql, list(params), slots
-
-    def first(self, **values: int) -> tuple | None:
-        if self.compiled is None:
-            self.compiled = self._compile()
-        alias, sql, params, slots = self.compiled
-        given = [values[name] for name in self.names]
-        row_params = [
-            given[slot] if slot is not None else p for p, slot in zip(params, slots, strict=True)
-        ]
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql, row_params)
-            return cursor.fetchone()

@@ -1,0 +1,142 @@
+"""The reads made on every request (session, signed-in user) run SQL made once, and keep
+what Django's own reads guarantee: expired sessions, inactive users and changed passwords
+all sign the browser out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from videos.auth import USER_BY_ID
+from videos.compiled import CompiledQuery
+from videos.models import Clip, ClipStatus, ProviderAccount
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def account(db):
+    return ProviderAccount.objects.create(
+        all_projects=True,
+        kind="apimart",
+        label="apimart main",
+        base_url="http://127.0.0.1:9/x",
+        credential="sk-compiled-reads-0001",
+    )
+
+
+@pytest.fixture(params=["videos.sessions", "django.contrib.sessions.backends.cached_db"])
+def signed_in(request, settings, user, project):
+    """A browser signed in as ``user``, with each session store the studio uses."""
+    settings.SESSION_ENGINE = request.param
+    browser = Client()
+    browser.force_login(user)
+    assert browser.get(f"/projects/{project.pk}/").status_code == 200
+    return browser
+
+
+def test_the_compiled_user_is_the_orm_user_with_the_same_types(user):
+    user.last_login = timezone.now()
+    user.save()
+    compiled = USER_BY_ID.instance(user_id=user.pk)
+    loaded = get_user_model().objects.get(pk=user.pk)
+    fields = [field.attname for field in get_user_model()._meta.concrete_fields]
+    assert [getattr(compiled, name) for name in fields] == [
+        getattr(loaded, name) for name in fields
+    ]
+    assert isinstance(compiled.last_login, type(loaded.last_login))
+    assert compiled._state.adding is False
+    assert USER_BY_ID.instance(user_id=user.pk + 1000) is None
+
+
+def test_a_compiled_query_runs_with_new_values_each_time(user, project, account):
+    made = [
+        Clip.objects.create(
+            project=project, created_by=user, provider_account=account, prompt=f"shot {n}"
+        )
+        for n in range(3)
+    ]
+    status = CompiledQuery(
+        lambda clip_id: Clip.objects.filter(pk=clip_id).values_list("prompt", "created_at"),
+        clip_id=int,
+    )
+    rows = [status.first(clip_id=clip.pk) for clip in reversed(made)]
+    assert [row[0] for row in rows] == ["shot 2", "shot 1", "shot 0"]
+    assert rows[0][1] == Clip.objects.get(pk=made[2].pk).created_at
+    with CaptureQueriesContext(connection) as queries:
+        assert status.first(clip_id=made[0].pk, converted=False)[0] == "shot 0"
+    assert len(queries) == 1
+
+
+def test_a_parameter_the_sql_changes_is_refused_when_the_query_is_made(project):
+    # icontains wraps the value in %...%: it could never be swapped in later.
+    search = CompiledQuery(lambda words: Clip.objects.filter(prompt__icontains=words), words=str)
+    with pytest.raises(ImproperlyConfigured, match="words did not reach the SQL"):
+        search.first(words="sunset")
+
+
+def test_each_request_reads_the_session_and_the_user_in_one_query_each(settings, user, project):
+    settings.SESSION_ENGINE = "videos.sessions"
+    browser = Client()
+    browser.force_login(user)
+    # The session, the user, then the view's own reads; the compiled SQL is Django's.
+    with CaptureQueriesContext(connection) as queries:
+        browser.get("/projects/")
+    assert 'FROM "django_session"' in queries[0]["sql"].replace("`", '"')
+    assert 'FROM "auth_user"' in queries[1]["sql"].replace("`", '"')
+
+
+def test_an_expired_session_signs_the_browser_out(signed_in, project, settings):
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    if settings.SESSION_ENGINE.endswith("cached_db"):
+        from django.core.cache import cache
+
+        cache.clear()
+    answer = signed_in.get(f"/projects/{project.pk}/")
+    assert answer.status_code == 302
+    assert answer["Location"].startswith("/login/")
+
+
+def test_a_deactivated_user_is_signed_out(signed_in, user, project):
+    user.is_active = False
+    user.save()
+    answer = signed_in.get(f"/projects/{project.pk}/")
+    assert answer.status_code == 302 and answer["Location"].startswith("/login/")
+
+
+def test_a_changed_password_signs_other_browsers_out(signed_in, user, project):
+    user.set_password("a-new-password-for-dana-99")
+    user.save()
+    answer = signed_in.get(f"/projects/{project.pk}/")
+    assert answer.status_code == 302 and answer["Location"].startswith("/login/")
+
+
+def test_signing_in_with_the_form_uses_the_studio_backend(settings, user, project, account):
+    settings.SESSION_ENGINE = "videos.sessions"
+    user.set_password("pw-for-the-login-form-1")
+    user.save()
+    browser = Client()
+    answer = browser.post(
+        "/login/", {"username": user.username, "password": "pw-for-the-login-form-1"}
+    )
+    assert answer.status_code == 302
+    assert browser.session["_auth_user_backend"] == "videos.auth.StudioModelBackend"
+    assert browser.get(f"/projects/{project.pk}/").status_code == 200
+    # A clip poll works through the same reads.
+    clip = Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=account,
+        model="veo3.1-fast-official",
+        prompt="A poll after signing in",
+        status=ClipStatus.RUNNING,
+    )
+    assert browser.get(f"/clips/{clip.pk}/", headers={"HX-Request": "true"}).status_code == 200
