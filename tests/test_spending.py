@@ -187,3 +187,27 @@ def test_a_budget_refuses_a_model_without_a_price(client, user, project, kling):
         f"/projects/{project.pk}/clips/new/", {"provider_account": kling.pk, **GENERATE}
     )
     assert response.status_code == 302
+
+
+def test_the_right_given_through_a_group_shows_the_buttons_that_spend(
+    client, project, kling, failed, creator_without_right
+):
+    """The pages read the right with the row they need (permissions.spending_right_granted):
+    given to the user or to one of their groups, as has_perm decides."""
+    from django.contrib.auth.models import Group, Permission
+
+    Clip.objects.filter(pk=failed.pk).update(error_message="The provider refused the prompt.")
+    client.force_login(creator_without_right)
+    page = f"/projects/{project.pk}/"
+    poll = {"HX-Request": "true"}
+    assert "New clip" not in client.get(page).content.decode()
+    assert "Retry" not in client.get(f"/clips/{failed.pk}/", headers=poll).content.decode()
+
+    makers = Group.objects.create(name="makers")
+    makers.permissions.add(Permission.objects.get(codename="spend"))
+    creator_without_right.groups.add(makers)
+    assert "New clip" in client.get(page).content.decode()
+    assert "Retry" in client.get(f"/clips/{failed.pk}/", headers=poll).content.decode()
+
+    creator_without_right.groups.remove(makers)
+    assert "New clip" not in client.get(page).content.decode()
