@@ -37,10 +37,23 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime", choices=["tottime", "cumtime"])
     parser.add_argument("--top", type=int, default=25, help="0: timings only")
     parser.add_argument("--redis-url", default="")
+    parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
+    parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--explain", action="store_true", help="PostgreSQL: EXPLAIN ANALYZE")
+    parser.add_argument("--full-sql", action="store_true", help="print each query whole")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="clipchain-bench-profile-"))
-    env = web.production_env(folder, database_url="")
+    database = None
+    database_url = ""
+    if args.postgres:
+        import psycopg
+
+        database = f"clipchain_bench_profile_{os.getpid()}"
+        with psycopg.connect(args.pg_url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {database}")
+        database_url = args.pg_url.rsplit("/", 1)[0] + f"/{database}"
+    env = web.production_env(folder, database_url=database_url)
     env["REDIS_URL"] = args.redis_url
     try:
         web.run_manage(env, "migrate", "--noinput", "-v0")
@@ -50,9 +63,22 @@ def main() -> None:
         import django
 
         django.setup()
-        profile(web.seed(), args)
+        ids = web.seed()
+        if database:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+        profile(ids, args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if database:
+            import psycopg
+            from django.db import connections
+
+            connections.close_all()
+            with psycopg.connect(args.pg_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 def profile(ids: dict, args) -> None:
@@ -121,9 +147,9 @@ def profile(ids: dict, args) -> None:
             assert status in (200, 304), (name, status)
         queries: list[str] = []
 
-        def count(execute, sql, *rest, seen=queries):
-            seen.append(sql)
-            return execute(sql, *rest)
+        def count(execute, sql, params, *rest, seen=queries):
+            seen.append((sql, params))
+            return execute(sql, params, *rest)
 
         with connection.execute_wrapper(count):
             call(path, headers)
@@ -140,8 +166,12 @@ def profile(ids: dict, args) -> None:
             call(path, headers)
         profiler.disable()
         print(f"\n=== {name}  {path}")
-        for sql in queries:
-            print("   ", sql[:160])
+        for sql, params in queries:
+            print("   ", sql if args.full_sql else sql[:160])
+            if args.explain:
+                with connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN ANALYZE " + sql, params)
+                    print("       ", "\n        ".join(row[0] for row in cursor.fetchall()))
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).sort_stats(args.sort)
         stats.print_stats(args.top)

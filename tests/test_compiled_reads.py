@@ -140,3 +140,33 @@ def test_signing_in_with_the_form_uses_the_studio_backend(settings, user, projec
         status=ClipStatus.RUNNING,
     )
     assert browser.get(f"/clips/{clip.pk}/", headers={"HX-Request": "true"}).status_code == 200
+
+
+def test_a_compiled_instance_carries_its_annotations(user, project, account):
+    from videos.project_views import PROJECT_WITH_ROLE, _project_query
+
+    Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=account,
+        model="veo3.1-fast-official",
+        prompt="Still in flight",
+        status=ClipStatus.RUNNING,
+    )
+    compiled = PROJECT_WITH_ROLE.instance(user_id=user.pk, project_id=project.pk)
+    loaded = _project_query(user_id=user.pk, project_id=project.pk).get()
+    for name in ("pk", "name", "budget", "created_by_id", "created_at"):
+        assert getattr(compiled, name) == getattr(loaded, name)
+    assert (compiled.viewer_role, compiled.viewer_granted, compiled.has_clips_in_flight) == (
+        "creator",
+        True,
+        True,
+    )
+    assert (compiled.viewer_role, compiled.viewer_granted, compiled.has_clips_in_flight) == (
+        loaded.viewer_role,
+        loaded.viewer_granted,
+        loaded.has_clips_in_flight,
+    )
+    # Not a member: nothing, as the page's 404.
+    other = get_user_model().objects.create_user("outsider", "o@example.com", "pw-outsider-1")
+    assert PROJECT_WITH_ROLE.instance(user_id=other.pk, project_id=project.pk) is None

@@ -55,10 +55,19 @@ class CompiledQuery:
                 f"{self.build.__qualname__}: {', '.join(missing)} did not reach the SQL as "
                 "a query parameter, so it cannot be swapped in later."
             )
-        columns = [selected[0] for selected in compiler.select[: compiler.col_count]]
+        selected = compiler.select[: compiler.col_count]
+        columns = [column for column, _sql, _alias in selected]
         converters = list(compiler.get_converters(columns).items())
-        fields = [getattr(getattr(column, "target", None), "attname", None) for column in columns]
-        return queryset.db, queryset.model, sql, params, slots, names, converters, fields
+        # A model's own columns by attribute name, then the annotations by their names.
+        concrete = {field.attname for field in queryset.model._meta.concrete_fields}
+        fields = [
+            alias or getattr(getattr(column, "target", None), "attname", None)
+            for column, _sql, alias in selected
+        ]
+        own = 0
+        while own < len(fields) and fields[own] in concrete:
+            own += 1
+        return queryset.db, queryset.model, sql, params, slots, names, converters, (fields, own)
 
     @property
     def compiled(self) -> tuple:
@@ -89,9 +98,13 @@ class CompiledQuery:
         return tuple(row)
 
     def instance(self, **values: Any) -> Model | None:
-        """The first row as a model instance (the queryset must select whole rows)."""
+        """The first row as a model instance, its annotations set as attributes (the
+        queryset selects whole rows, as ``filter`` and ``annotate`` do)."""
         row = self.first(**values)
         if row is None:
             return None
-        alias, model, *_rest, fields = self.compiled
-        return model.from_db(alias, fields, row)
+        alias, model, *_rest, (fields, own) = self.compiled
+        made = model.from_db(alias, fields[:own], row[:own])
+        for name, value in zip(fields[own:], row[own:], strict=True):
+            setattr(made, name, value)
+        return made

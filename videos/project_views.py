@@ -6,11 +6,12 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, F, OuterRef
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from videos import permissions, services
+from videos.compiled import CompiledQuery
 from videos.conditional import unchanged_is_304
 from videos.forms import LibraryFilterForm, ProjectForm
 from videos.fragments import version_text
@@ -51,17 +52,24 @@ def projects(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
+def _project_query(*, user_id: int, project_id: int):
+    return Project.objects.filter(pk=project_id, memberships__user=user_id).annotate(
+        viewer_role=F("memberships__role"),
+        viewer_granted=permissions.spending_right_granted(user_id),
+        has_clips_in_flight=Exists(Clip.objects.filter(project=OuterRef("pk")).in_flight()),
+    )
+
+
+# Read on every view and poll of a project page: compiled to SQL once.
+PROJECT_WITH_ROLE = CompiledQuery(_project_query, user_id=int, project_id=int)
+
+
 def _project_with_role(request: HttpRequest, pk: int) -> Project:
     # The viewer's role comes with the project, from the membership the lookup joins anyway,
     # and their right to spend and whether any clip is in flight in the same query.
-    project = get_object_or_404(
-        Project.objects.for_user(request.user).annotate(
-            viewer_role=F("memberships__role"),
-            viewer_granted=permissions.spending_right_granted(request.user.pk),
-            has_clips_in_flight=Exists(Clip.objects.filter(project=OuterRef("pk")).in_flight()),
-        ),
-        pk=pk,
-    )
+    project = PROJECT_WITH_ROLE.instance(user_id=request.user.pk, project_id=pk)
+    if project is None:
+        raise Http404("No such project, or not one of yours.")
     project.viewer_has_right = permissions.has_spending_right_given(
         request.user, granted=project.viewer_granted
     )
