@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = {
     "DEBUG": "0",
@@ -78,6 +80,38 @@ def test_database_url_switches_to_postgresql_and_redis_url_to_the_redis_broker()
         "redis://cache:6379/1",
         "False",
     ]
+
+
+@pytest.mark.parametrize("setting, expected", [("", "True 5"), ("1", "True 5"), ("0", "None None")])
+def test_postgresql_prepares_statements_unless_told_not_to(setting, expected):
+    code = (
+        "from django.conf import settings as s; o = s.DATABASES['default']['OPTIONS']; "
+        "print(o.get('server_side_binding'), o.get('prepare_threshold'))"
+    )
+    env = {"DATABASE_URL": "postgres://u@db.example:5432/clips"}
+    if setting:
+        env["DATABASE_PREPARED_STATEMENTS"] = setting
+    result = run_django(code, **env)
+    assert result.stdout.split() == expected.split(), result.stderr
+
+
+@pytest.mark.django_db
+def test_prepared_statements_run_on_the_test_database():
+    """What production runs is what the suite runs on PostgreSQL: the connection prepares
+    a statement after a few runs, and the ORM's queries work with values sent apart."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no prepared statements to check")
+    assert connection.settings_dict["OPTIONS"]["server_side_binding"] is True
+    from django.contrib.auth import get_user_model
+
+    for _ in range(6):
+        assert get_user_model().objects.filter(pk=-1).first() is None
+    assert connection.connection.prepare_threshold == 5
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] >= 1
 
 
 def test_s3_settings_switch_default_storage_to_s3():
