@@ -12,13 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from videos import frames as frame_store
 from videos import handoff, media, providers, review, seams, services
+from videos.compiled import CompiledQuery
 from videos.models import (
     ChainExport,
     Clip,
@@ -568,17 +569,53 @@ def timeline(root: Clip) -> Timeline:
     )
 
 
-def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
-    """One page of the ids of the project's chains (roots with at least one clip after
-    them), newest first; a page number past the end gives the last page."""
-    roots = Clip.objects.filter(
-        project=project,
+def _chain_roots(project_id: int):
+    """The project's chains (roots with at least one clip after them), newest first."""
+    return Clip.objects.filter(
+        project=project_id,
         parent__isnull=True,
-        pk__in=Clip.objects.filter(project=project, root__isnull=False)
+        pk__in=Clip.objects.filter(project=project_id, root__isnull=False)
         .exclude(kind=ClipKind.UPSCALE)
         .values("root"),
     ).order_by("-created_at", "-pk")
-    return Paginator(roots.values_list("pk", flat=True), per_page).get_page(page)
+
+
+# Read on every view of a project page: compiled to SQL once. The first page of chains is
+# the one nearly every visit shows, so its ids are compiled too; later pages use the ORM.
+CHAIN_COUNT = CompiledQuery(
+    lambda project_id: (
+        _chain_roots(project_id)
+        .order_by()
+        .values("project")
+        .annotate(chains=Count("pk"))
+        .values_list("chains")
+    ),
+    project_id=int,
+)
+FIRST_CHAIN_IDS = CompiledQuery(
+    lambda project_id: _chain_roots(project_id).values_list("pk")[:CHAINS_PER_PAGE],
+    project_id=int,
+)
+
+
+def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
+    """One page of the ids of the project's chains, newest first; a page number past the
+    end gives the last page, and one that is not a number the first."""
+    count = (CHAIN_COUNT.first(project_id=project.pk) or (0,))[0]
+    paginator = Paginator([], per_page)
+    paginator.count = count
+    try:
+        number = paginator.validate_number(page)
+    except PageNotAnInteger:
+        number = 1
+    except EmptyPage:
+        number = paginator.num_pages
+    if number == 1 and per_page == CHAINS_PER_PAGE:
+        ids = [pk for (pk,) in FIRST_CHAIN_IDS.rows(project_id=project.pk)] if count else []
+        return Page(ids, 1, paginator)
+    paginator = Paginator(_chain_roots(project.pk).values_list("pk", flat=True), per_page)
+    paginator.count = count
+    return paginator.page(number)
 
 
 # What a chain's row on the project page is drawn from and can change: each clip's place,
@@ -600,16 +637,39 @@ CHAIN_SHOWN = (
     "duration_seconds",
     "new_from_seconds",
 )
+# chains_version's query for each number of chains on a page (at most a page's worth).
+_CHAIN_CLIPS: dict[int, CompiledQuery] = {}
+
+
+def _chain_clips_query(count: int) -> CompiledQuery:
+    def build(**roots: int):
+        ids = list(roots.values())
+        return (
+            Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
+            .order_by("pk")
+            .values_list(*CHAIN_SHOWN)
+        )
+
+    if count not in _CHAIN_CLIPS:
+        _CHAIN_CLIPS[count] = CompiledQuery(build, **{f"root{n}": int for n in range(count)})
+    return _CHAIN_CLIPS[count]
 
 
 def chains_version(page: Page) -> list[tuple]:
-    """Everything a page of chain rows shows, read as plain columns (one query)."""
+    """Everything a page of chain rows shows, read as plain columns (one query, compiled
+    once for each number of chains a page holds)."""
     ids = list(page.object_list)
-    return list(
-        Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
-        .order_by("pk")
-        .values_list(*CHAIN_SHOWN)
-    )
+    if not ids:
+        return []
+    if len(ids) > CHAINS_PER_PAGE:  # a caller's own page size: not worth keeping
+        return list(
+            Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
+            .order_by("pk")
+            .values_list(*CHAIN_SHOWN)
+        )
+    query = _chain_clips_query(len(ids))
+    # Compared, never shown: the database's own values will do.
+    return query.rows(converted=False, **{f"root{n}": pk for n, pk in enumerate(ids)})
 
 
 def walk_page(page: Page) -> Page:

@@ -75,9 +75,16 @@ class CompiledQuery:
             self._compiled = self._compile()
         return self._compiled
 
+    def rows(self, *, converted: bool = True, **values: Any) -> list[tuple]:
+        """Every row; ``converted=False`` gives the database's own values (enough to
+        compare two reads, and cheaper)."""
+        return self._run(values, converted=converted, one=False)
+
     def first(self, *, converted: bool = True, **values: Any) -> tuple | None:
-        """The first row, or None; ``converted=False`` gives the database's own values
-        (enough to compare two reads, and cheaper)."""
+        """The first row, or None."""
+        return self._run(values, converted=converted, one=True)
+
+    def _run(self, values: dict[str, Any], *, converted: bool, one: bool):
         alias, _model, sql, params, slots, names, converters, _fields = self.compiled
         given = [values[name] for name in names]
         run_with = [
@@ -86,16 +93,22 @@ class CompiledQuery:
         connection = connections[alias]
         with connection.cursor() as cursor:
             cursor.execute(sql, run_with)
-            row = cursor.fetchone()
-        if row is None or not converters or not converted:
-            return row
-        row = list(row)
-        for at, (convert, expression) in converters:
-            value = row[at]
-            for converter in convert:
-                value = converter(value, expression, connection)
-            row[at] = value
-        return tuple(row)
+            found = [cursor.fetchone()] if one else cursor.fetchall()
+        if not converters or not converted:
+            return found[0] if one else found
+        made = []
+        for row in found:
+            if row is None:
+                made.append(None)
+                continue
+            row = list(row)
+            for at, (convert, expression) in converters:
+                value = row[at]
+                for converter in convert:
+                    value = converter(value, expression, connection)
+                row[at] = value
+            made.append(tuple(row))
+        return made[0] if one else made
 
     def instance(self, **values: Any) -> Model | None:
         """The first row as a model instance, its annotations set as attributes (the

@@ -7,11 +7,12 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.db.models import Q
+from django.forms.models import ModelChoiceIterator
 from django.forms.utils import ErrorDict
 
 from videos import frames, options, pricing, providers, search
 from videos.frames import FrameError, NewFrame
-from videos.models import Clip, ClipStatus, Frame, Project, ProviderAccount
+from videos.models import Clip, ClipStatus, Frame, Membership, Project, ProviderAccount
 
 
 class ProjectForm(forms.ModelForm):
@@ -549,6 +550,58 @@ class StatusPollForm(forms.Form):
     seen = forms.ChoiceField(required=False, choices=ClipStatus.choices)
 
 
+def library_providers(project_id: int):
+    """The accounts a project's clips were made with: the library's provider filter."""
+    # Subqueries, not joins: a join over 500 clips would repeat each account or user.
+    return ProviderAccount.objects.filter(
+        pk__in=Clip.objects.filter(project=project_id).values("provider_account")
+    ).order_by("label", "pk")
+
+
+def library_creators(project_id: int):
+    """The project's members and whoever made its clips: the library's creator filter."""
+    return (
+        get_user_model()
+        .objects.filter(
+            Q(pk__in=Membership.objects.filter(project=project_id).values("user"))
+            | Q(pk__in=Clip.objects.filter(project=project_id).values("created_by"))
+        )
+        .order_by("username", "pk")
+    )
+
+
+class _ChoicesOnDemand(ModelChoiceIterator):
+    """Django's iterator over a ModelChoiceField's queryset, asking the field for it only
+    when the choices are drawn."""
+
+    def __init__(self, field) -> None:
+        self.field = field
+
+    @property
+    def queryset(self):
+        return self.field.queryset
+
+
+class ModelChoiceOnDemand(forms.ModelChoiceField):
+    """A ModelChoiceField whose queryset is built on first use, from ``make_queryset``.
+
+    The library's filters are drawn from the fragment cache on most views of a project
+    page, and an empty choice validates without a queryset: building the two filter
+    querysets anyway was a fifth of a cached project page's time (bench/profile_pages.py).
+    """
+
+    iterator = _ChoicesOnDemand
+    make_queryset = None
+
+    def _get_queryset(self):
+        make, self.make_queryset = self.make_queryset, None
+        if make is not None:
+            self.queryset = make()
+        return self._queryset
+
+    queryset = property(_get_queryset, forms.ModelChoiceField._set_queryset)
+
+
 class LibraryFilterForm(forms.Form):
     """The project library's filters, read from the query string."""
 
@@ -559,14 +612,14 @@ class LibraryFilterForm(forms.Form):
         choices=[("", "Any status"), *ClipStatus.choices],
         error_messages={"invalid_choice": "No such status; showing every status."},
     )
-    provider = forms.ModelChoiceField(
+    provider = ModelChoiceOnDemand(
         label="Provider",
         required=False,
         queryset=ProviderAccount.objects.none(),
         empty_label="Any provider",
         error_messages={"invalid_choice": "No such provider in this project; showing all."},
     )
-    creator = forms.ModelChoiceField(
+    creator = ModelChoiceOnDemand(
         label="Creator",
         required=False,
         queryset=get_user_model().objects.none(),
@@ -597,18 +650,8 @@ class LibraryFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["q"].widget.attrs["placeholder"] = "Search prompts"
         self.fields["q"].widget.attrs["type"] = "search"
-        # Subqueries, not joins: a join over 500 clips would repeat each account or user.
-        self.fields["provider"].queryset = ProviderAccount.objects.filter(
-            pk__in=project.clips.values("provider_account")
-        ).order_by("label", "pk")
-        self.fields["creator"].queryset = (
-            get_user_model()
-            .objects.filter(
-                Q(pk__in=project.memberships.values("user"))
-                | Q(pk__in=project.clips.values("created_by"))
-            )
-            .order_by("username", "pk")
-        )
+        self.fields["provider"].make_queryset = lambda: library_providers(project.pk)
+        self.fields["creator"].make_queryset = lambda: library_creators(project.pk)
         self.fields["creator"].label_from_instance = lambda user: user.get_username()
 
     def filter(self, clips):

@@ -15,11 +15,33 @@ from functools import cached_property
 from django.core.paginator import Page
 
 from videos import chains, review
+from videos.compiled import CompiledQuery
 from videos.fragments import version_text
-from videos.models import ClipKind, Project
+from videos.models import Activity, Clip, ClipKind, Project
 
 # How long "just now" or "5 minutes ago" may lag behind the clock in a cached feed.
 AGO_RESOLUTION_SECONDS = 30
+
+
+NEWEST = ("-created_at", "-pk")
+# The rows the feed is made of, newest first (read on every view of a project page, so
+# compiled to SQL once).
+NEWEST_ACTIVITY = CompiledQuery(
+    lambda project_id: (
+        Activity.objects.filter(project=project_id)
+        .order_by(*NEWEST)
+        .values_list("pk", "created_at")[: review.FEED_LENGTH]
+    ),
+    project_id=int,
+)
+NEWEST_CLIPS = CompiledQuery(
+    lambda project_id: (
+        Clip.objects.filter(project=project_id, kind=ClipKind.GENERATE)
+        .order_by(*NEWEST)
+        .values_list("pk", "created_at")[: review.FEED_LENGTH]
+    ),
+    project_id=int,
+)
 
 
 class ProjectActivity:
@@ -34,8 +56,6 @@ class ProjectActivity:
 
     @cached_property
     def version(self) -> str:
-        newest = ("-created_at", "-pk")
-        limit = review.FEED_LENGTH
         return version_text(
             self.project.pk,
             self._page.number,
@@ -43,12 +63,8 @@ class ProjectActivity:
             chains.chains_version(self._page),
             # Feed rows are written once: the id and the time stand for the row (ids alone
             # can come again in a database restored from a backup).
-            list(self.project.activities.order_by(*newest).values_list("pk", "created_at")[:limit]),
-            list(
-                self.project.clips.filter(kind=ClipKind.GENERATE)
-                .order_by(*newest)
-                .values_list("pk", "created_at")[:limit]
-            ),
+            NEWEST_ACTIVITY.rows(project_id=self.project.pk, converted=False),
+            NEWEST_CLIPS.rows(project_id=self.project.pk, converted=False),
             int(time.time() // AGO_RESOLUTION_SECONDS),
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from videos import permissions, services
 from videos.compiled import CompiledQuery
 from videos.conditional import unchanged_is_304
-from videos.forms import LibraryFilterForm, ProjectForm
+from videos.forms import LibraryFilterForm, ProjectForm, library_creators, library_providers
 from videos.fragments import version_text
 from videos.models import Clip, Project
 from videos.project_activity import ProjectActivity
@@ -76,15 +76,34 @@ def _project_with_role(request: HttpRequest, pk: int) -> Project:
     return project
 
 
+def _library_clips(project_id: int):
+    return Clip.objects.filter(project=project_id).order_by("-created_at", "-pk")
+
+
+# The library as most views show it (no filter, the first page) is read on every view and
+# poll of a project page: its count and its first page's columns are compiled to SQL once.
+LIBRARY_COUNT = CompiledQuery(
+    lambda project_id: (
+        Clip.objects.filter(project=project_id)
+        .values("project")
+        .annotate(clips=Count("pk"))
+        .values_list("clips")
+    ),
+    project_id=int,
+)
+
+
 def _library(request: HttpRequest, project: Project) -> tuple[LibraryFilterForm, Page]:
     filters = LibraryFilterForm(request.GET, project=project)
     clips = filters.filter(
-        project.clips.select_related("created_by")
+        _library_clips(project.pk)
+        .select_related("created_by")
         # A project uses a few accounts: one query for them, not a credential decrypted per clip.
         .prefetch_related("provider_account")
-        .order_by("-created_at", "-pk")
     )
     paginator = Paginator(clips, LIBRARY_PAGE_SIZE)
+    if not filters.is_filtered:
+        paginator.count = (LIBRARY_COUNT.first(project_id=project.pk) or (0,))[0]
     number = filters.cleaned_data.get("page") or 1
     if number > paginator.num_pages:
         filters.add_error("page", f"There is no page {number}; this is the last one.")
@@ -108,6 +127,12 @@ GRID_COLUMNS = (
 )
 
 
+FIRST_GRID_PAGE = CompiledQuery(
+    lambda project_id: _library_clips(project_id).values_list(*GRID_COLUMNS)[:LIBRARY_PAGE_SIZE],
+    project_id=int,
+)
+
+
 def _clip_grid_state(
     request: HtmxHttpRequest, project: Project, filters, page: Page, *, polling: bool
 ) -> tuple:
@@ -119,7 +144,10 @@ def _clip_grid_state(
         grid_query(request),
         page.number,
         page.paginator.count,
-        list(page.object_list.values_list(*GRID_COLUMNS)),
+        # Compared, never shown: the database's own values will do.
+        FIRST_GRID_PAGE.rows(project_id=project.pk, converted=False)
+        if page.number == 1 and not filters.is_filtered
+        else list(page.object_list.values_list(*GRID_COLUMNS)),
         polling,
         filters.errors,
     )
@@ -146,14 +174,24 @@ def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
     return _clip_grid_state(request, project, filters, page, polling=project.has_clips_in_flight)
 
 
-def _filters_version(request: HtmxHttpRequest, project: Project, filters) -> str:
+def _filters_version(request: HtmxHttpRequest, project: Project) -> str:
     # The form draws the query string's values, its choices, and the errors those give.
     return version_text(
         project.pk,
         request.GET.urlencode(),
-        list(filters.fields["provider"].queryset.values_list("pk", "label")),
-        list(filters.fields["creator"].queryset.values_list("pk", "username")),
+        FILTER_PROVIDERS.rows(project_id=project.pk, converted=False),
+        FILTER_CREATORS.rows(project_id=project.pk, converted=False),
     )
+
+
+# What the filters offer, read on every view of a project page: compiled to SQL once.
+FILTER_PROVIDERS = CompiledQuery(
+    lambda project_id: library_providers(project_id).values_list("pk", "label"), project_id=int
+)
+FILTER_CREATORS = CompiledQuery(
+    lambda project_id: library_creators(project_id).values_list("pk", "username"),
+    project_id=int,
+)
 
 
 def _keeps_fragments(request: HttpRequest, filters, *, chains_page: int | None) -> bool:
@@ -221,6 +259,6 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "fragment_seconds": FRAGMENT_SECONDS if keeps else 0,
             "chains_query": _query_without(request, "chains"),
             "activity": activity,
-            "filters_version": _filters_version(request, project, filters),
+            "filters_version": _filters_version(request, project),
         },
     )
