@@ -187,6 +187,47 @@ def test_a_renamed_account_shows_on_cached_cards(client, user, project, account)
     assert "apimart team ·" in page and "apimart main ·" not in page
 
 
+def test_a_cached_grid_shows_a_new_clip_and_loses_a_deleted_one(client, user, project, account):
+    made = clips(project, user, account, 30, prompt="An older shot")
+    client.force_login(user)
+    page = project_page(client, project)
+    assert "30 clips" in page and "Page 1 of 2" in page
+    newest = clips(project, user, account, 1, prompt="The newest shot of all")[0]
+    page = project_page(client, project)
+    assert "The newest shot of all" in page and "31 clips" in page
+    newest.delete()
+    made[-1].delete()
+    page = project_page(client, project)
+    assert "The newest shot of all" not in page and "29 clips" in page
+
+
+def test_a_cached_page_shows_a_new_chain_and_its_next_part(client, user, project, account):
+    client.force_login(user)
+    assert "segments" not in project_page(client, project)
+    parts = chain(project, user, account, 2)
+    assert "2 segments · 0:16.0" in project_page(client, project)
+    chain_more = chain(project, user, account, 1)  # a lone clip: not a chain
+    assert chain_more and project_page(client, project).count("segments ·") == 1
+    from videos.models import Clip, ClipKind
+
+    Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=account,
+        model="veo3.1-fast-official",
+        prompt="The third part",
+        params={"duration": 8},
+        status=ClipStatus.READY,
+        file_key="clips/third.mp4",
+        duration_seconds=8.0,
+        parent=parts[-1],
+        root_id=parts[0].pk,
+        kind=ClipKind.CONTINUE,
+        is_main_line=True,
+    )
+    assert "3 segments · 0:24.0" in project_page(client, project)
+
+
 def test_changed_code_is_a_new_cache_key(settings, tmp_path):
     (tmp_path / "templates").mkdir()
     page = tmp_path / "templates" / "page.html"
