@@ -170,3 +170,37 @@ def test_a_compiled_instance_carries_its_annotations(user, project, account):
     # Not a member: nothing, as the page's 404.
     other = get_user_model().objects.create_user("outsider", "o@example.com", "pw-outsider-1")
     assert PROJECT_WITH_ROLE.instance(user_id=other.pk, project_id=project.pk) is None
+
+
+def test_a_compiled_instance_brings_its_related_rows_and_defers_what_the_queryset_defers(
+    user, project, account
+):
+    from videos.views import CLIP_FOR_VIEWER, _clip_query
+
+    made = Clip.objects.create(
+        project=project,
+        created_by=user,
+        provider_account=account,
+        model="veo3.1-fast-official",
+        prompt="A clip page",
+        params={"duration": 8, "aspect_ratio": "16:9"},
+    )
+    with CaptureQueriesContext(connection) as queries:
+        clip = CLIP_FOR_VIEWER.instance(user_id=user.pk, clip_id=made.pk)
+        # The project and the account came with the clip, as select_related brings them.
+        assert clip.project.name == project.name
+        assert clip.provider_account.label == account.label
+    assert len(queries) == 1
+    loaded = _clip_query(user_id=user.pk, clip_id=made.pk).get()
+    fields = [field.attname for field in Clip._meta.concrete_fields]
+    assert [getattr(clip, name) for name in fields] == [getattr(loaded, name) for name in fields]
+    assert clip.params == {"duration": 8, "aspect_ratio": "16:9"}
+    # The keys were not read with it: only on first use, as Django defers them.
+    assert clip.provider_account.get_deferred_fields() == {"credential", "secret_key"}
+    assert clip.provider_account.credential == "sk-compiled-reads-0001"
+    # Saved like any instance.
+    clip.prompt = "A clip page, renamed"
+    clip.save(update_fields=["prompt"])
+    assert Clip.objects.get(pk=made.pk).prompt == "A clip page, renamed"
+    other = get_user_model().objects.create_user("outsider", "o@example.com", "pw-outsider-1")
+    assert CLIP_FOR_VIEWER.instance(user_id=other.pk, clip_id=made.pk) is None

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.models import Model, QuerySet
+from django.db.models.query import get_related_populators
 
 # Values no real query uses, one per parameter, that are found again among the compiled
 # query's parameters and swapped for the real values on each call.
@@ -58,16 +59,7 @@ class CompiledQuery:
         selected = compiler.select[: compiler.col_count]
         columns = [column for column, _sql, _alias in selected]
         converters = list(compiler.get_converters(columns).items())
-        # A model's own columns by attribute name, then the annotations by their names.
-        concrete = {field.attname for field in queryset.model._meta.concrete_fields}
-        fields = [
-            alias or getattr(getattr(column, "target", None), "attname", None)
-            for column, _sql, alias in selected
-        ]
-        own = 0
-        while own < len(fields) and fields[own] in concrete:
-            own += 1
-        return queryset.db, queryset.model, sql, params, slots, names, converters, (fields, own)
+        return queryset.db, sql, params, slots, names, converters, _instance_plan(compiler)
 
     @property
     def compiled(self) -> tuple:
@@ -85,7 +77,7 @@ class CompiledQuery:
         return self._run(values, converted=converted, one=True)
 
     def _run(self, values: dict[str, Any], *, converted: bool, one: bool):
-        alias, _model, sql, params, slots, names, converters, _fields = self.compiled
+        alias, sql, params, slots, names, converters, _plan = self.compiled
         given = [values[name] for name in names]
         run_with = [
             p if slot is None else given[slot] for p, slot in zip(params, slots, strict=True)
@@ -111,13 +103,39 @@ class CompiledQuery:
         return made[0] if one else made
 
     def instance(self, **values: Any) -> Model | None:
-        """The first row as a model instance, its annotations set as attributes (the
-        queryset selects whole rows, as ``filter`` and ``annotate`` do)."""
+        """The first row as a model instance, as the queryset would give it: its
+        annotations set, the rows of ``select_related`` attached, deferred fields left to
+        load on first use."""
         row = self.first(**values)
         if row is None:
             return None
-        alias, model, *_rest, (fields, own) = self.compiled
-        made = model.from_db(alias, fields[:own], row[:own])
-        for name, value in zip(fields[own:], row[own:], strict=True):
-            setattr(made, name, value)
+        alias, *_rest, plan = self.compiled
+        if plan is None:
+            raise ImproperlyConfigured(f"{self.build.__qualname__} does not select model rows.")
+        model, start, end, init_list, populators, annotations = plan
+        made = model.from_db(alias, init_list, row[start:end])
+        for populator in populators:
+            populator.populate(row, made)
+        for name, at in annotations.items():
+            setattr(made, name, row[at])
         return made
+
+
+def _instance_plan(compiler) -> tuple | None:
+    """How a row becomes a model instance: Django's ModelIterable, worked out once (the same
+    steps, with the same helpers, as it takes for each query)."""
+    klass_info = compiler.klass_info
+    if not klass_info:  # values() and values_list() select columns, not rows
+        return None
+    fields = klass_info["select_fields"]
+    start, end = fields[0], fields[-1] + 1
+    init_list = [column[0].target.attname for column in compiler.select[start:end]]
+    populators = get_related_populators(klass_info, compiler.select, compiler.using)
+    return (
+        klass_info["model"],
+        start,
+        end,
+        init_list,
+        populators,
+        dict(compiler.annotation_col_map or {}),
+    )
