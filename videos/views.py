@@ -86,15 +86,22 @@ def _clip_for(request: HttpRequest, pk: int) -> Clip:
     return clip
 
 
+# The viewer's role in a project and whether they were given the right to spend: read by
+# every clip page and every poll whose status changed, so compiled to SQL once.
+VIEWER_RIGHTS = CompiledQuery(
+    lambda user_id, project_id: Membership.objects.filter(
+        project_id=project_id, user=user_id
+    ).values_list("role", permissions.spending_right_granted(user_id)),
+    user_id=int,
+    project_id=int,
+)
+
+
 def _viewer_rights(request: HttpRequest, clip: Clip) -> tuple[str | None, bool]:
     """The viewer's role in the clip's project and whether they may spend there, in one
     read (``role_of`` and ``has_perm`` would take three)."""
     user = request.user
-    row = (
-        Membership.objects.filter(project_id=clip.project_id, user=user.pk)
-        .values_list("role", permissions.spending_right_granted(user.pk))
-        .first()
-    )
+    row = VIEWER_RIGHTS.first(user_id=user.pk, project_id=clip.project_id)
     role, granted = row or (None, False)
     right = permissions.has_spending_right_given(user, granted=granted)
     return role, permissions.can_spend(clip.project, user, role=role, right=right)
