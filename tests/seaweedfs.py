@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -27,14 +28,20 @@ class S3Server:
     region: str = "us-east-1"
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_base_port() -> int:
-    """A port P with P and P+10000 free (SeaweedFS puts gRPC 10000 above each HTTP port)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port + 10003 > 65535:
-            continue
+    """A port P with P and P+10000 free (SeaweedFS puts gRPC 10000 above each HTTP port),
+    below the range the kernel gives outgoing connections: after a load test, thousands of
+    those linger in TIME_WAIT and block a listener on their ports."""
+    top = _ephemeral_start() - 10004
+    for _ in range(200):
+        port = random.randrange(10000, top)
         ports = [port + offset for offset in (0, 1, 2, 3, 10000, 10001, 10002, 10003)]
         if all(_is_free(p) for p in ports):
             return port
@@ -43,6 +50,9 @@ def _free_base_port() -> int:
 
 def _is_free(port: int) -> bool:
     with socket.socket() as probe:
+        # As SeaweedFS (Go) binds: a port whose old connections linger in TIME_WAIT (a load
+        # test just closed thousands) is free to listen on.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
