@@ -92,7 +92,6 @@ def profile(ids: dict, args) -> None:
     client.force_login(get_user_model().objects.get(username="bench"))
     cookie = "; ".join(f"{k}={v.value}" for k, v in client.cookies.items())
     handler = WSGIHandler()
-    running = ids["running"]
 
     def environ(path: str, headers: dict[str, str]) -> dict:
         path, _, query = path.partition("?")
@@ -124,19 +123,12 @@ def profile(ids: dict, args) -> None:
         response.close()
         return int(status[0][0].split()[0]), status[0][1]
 
-    session = {"Cookie": cookie}
-    htmx = {**session, "HX-Request": "true"}
-    poll = f"/clips/{running}/?seen=running"
-    etag = call(poll, htmx)[1]["ETag"]
+    poll = web.poll_url(ids)
+    etag = call(poll, {"Cookie": cookie, "HX-Request": "true"})[1]["ETag"]
+    # As bench/web.py measures them, less "project~" (a query string never seen before,
+    # which only a load generator makes).
     pages = [
-        ("bare", "/bench/bare", {}),
-        ("bare+login", "/bench/bare", session),
-        ("fragment", poll, {**htmx, "If-None-Match": etag}),
-        ("fragment!", poll, htmx),
-        ("status!", f"/clips/{running}/?seen=queued", htmx),
-        ("clip", f"/clips/{ids['chain_tip']}/", session),
-        ("project", f"/projects/{ids['project']}/", session),
-        ("search", f"/projects/{ids['project']}/?q=sunset+lighthouse", session),
+        page for page in web.page_targets(ids, cookie=cookie, etag=etag) if page[0] != "project~"
     ]
     if args.only:
         wanted = set(args.only.split(","))

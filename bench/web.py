@@ -336,6 +336,29 @@ def with_threads(url: str, headers: dict[str, str], *, seconds: int, connections
     return len(latencies) / seconds, p99, errors
 
 
+def poll_url(ids: dict, base: str = "") -> str:
+    """The running clip's poll, as its page makes it."""
+    return f"{base}/clips/{ids['running']}/?seen=running"
+
+
+def page_targets(ids: dict, base: str = "", *, cookie: str, etag: str) -> list[tuple]:
+    """The pages measured: (name, URL, request headers)."""
+    session = {"Cookie": cookie}
+    htmx = {**session, "HX-Request": "true"}
+    project = f"{base}/projects/{ids['project']}/"
+    return [
+        ("bare", f"{base}/bench/bare", {}),
+        ("bare+login", f"{base}/bench/bare", session),
+        ("fragment", poll_url(ids, base), {**htmx, "If-None-Match": etag}),
+        ("fragment!", poll_url(ids, base), htmx),
+        ("status!", f"{base}/clips/{ids['running']}/?seen=queued", htmx),
+        ("clip", f"{base}/clips/{ids['chain_tip']}/", session),
+        ("project", project, session),
+        ("project~", f"{project}?fresh", session),
+        ("search", f"{project}?q=sunset+lighthouse", session),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
@@ -393,21 +416,9 @@ def main() -> None:
                 db.execute("ANALYZE")
         server, base = start_server(env, free_port(), workers=args.workers, threads=args.threads)
         cookie = log_in(base)
-        session = {"Cookie": cookie}
-        htmx = {**session, "HX-Request": "true"}
-        fragment_url = f"{base}/clips/{ids['running']}/?seen=running"
-        etag = httpx.get(fragment_url, headers=htmx).headers["ETag"]
-        targets = [
-            ("bare", f"{base}/bench/bare", {}),
-            ("bare+login", f"{base}/bench/bare", session),
-            ("fragment", fragment_url, {**htmx, "If-None-Match": etag}),
-            ("fragment!", fragment_url, htmx),
-            ("status!", f"{base}/clips/{ids['running']}/?seen=queued", htmx),
-            ("clip", f"{base}/clips/{ids['chain_tip']}/", session),
-            ("project", f"{base}/projects/{ids['project']}/", session),
-            ("project~", f"{base}/projects/{ids['project']}/?fresh", session),
-            ("search", f"{base}/projects/{ids['project']}/?q=sunset+lighthouse", session),
-        ]
+        poll = poll_url(ids, base)
+        etag = httpx.get(poll, headers={"Cookie": cookie, "HX-Request": "true"}).headers["ETag"]
+        targets = page_targets(ids, base, cookie=cookie, etag=etag)
         if args.only:
             wanted = {"bare", "bare+login", *args.only.split(",")}
             targets = [target for target in targets if target[0] in wanted]

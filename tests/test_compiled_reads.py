@@ -15,22 +15,15 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tests import test_page_costs
 from videos.auth import USER_BY_ID
 from videos.compiled import CompiledQuery
-from videos.models import Clip, ClipStatus, ProviderAccount
+from videos.models import Clip, ClipStatus
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def account(db):
-    return ProviderAccount.objects.create(
-        all_projects=True,
-        kind="apimart",
-        label="apimart main",
-        base_url="http://127.0.0.1:9/x",
-        credential="sk-compiled-reads-0001",
-    )
+# The page-cost tests' apimart account.
+account = test_page_costs.account
 
 
 @pytest.fixture(params=["videos.sessions", "django.contrib.sessions.backends.cached_db"])
@@ -197,7 +190,7 @@ def test_a_compiled_instance_brings_its_related_rows_and_defers_what_the_queryse
     assert clip.params == {"duration": 8, "aspect_ratio": "16:9"}
     # The keys were not read with it: only on first use, as Django defers them.
     assert clip.provider_account.get_deferred_fields() == {"credential", "secret_key"}
-    assert clip.provider_account.credential == "sk-compiled-reads-0001"
+    assert clip.provider_account.credential == account.credential
     # Saved like any instance.
     clip.prompt = "A clip page, renamed"
     clip.save(update_fields=["prompt"])
