@@ -185,8 +185,8 @@ if DATABASE_URL:
         )
         if env_bool("DATABASE_PREPARED_STATEMENTS", True):
             # Values sent apart from the SQL, and a statement run five times on a connection
-            # is prepared: PostgreSQL then stops planning it anew. A clip poll's status read
-            # went from about 1 ms to 0.25 ms (bench/profile_pages.py --postgres). Turn off
+            # is prepared: PostgreSQL then stops planning it anew. An unchanged clip poll took
+            # 1.8 ms without and 1.0-1.1 ms with (bench/profile_pages.py --postgres). Turn off
             # (DATABASE_PREPARED_STATEMENTS=0) behind a pooler in transaction mode that
             # cannot keep prepared statements (PgBouncer before 1.21).
             DATABASES["default"]["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
