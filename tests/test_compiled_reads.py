@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests import test_page_costs
+from tests.test_page_costs import clips
 from videos.auth import USER_BY_ID
 from videos.compiled import CompiledQuery
 from videos.models import Clip, ClipStatus
@@ -51,21 +52,16 @@ def test_the_compiled_user_is_the_orm_user_with_the_same_types(user):
 
 
 def test_a_compiled_query_runs_with_new_values_each_time(user, project, account):
-    made = [
-        Clip.objects.create(
-            project=project, created_by=user, provider_account=account, prompt=f"shot {n}"
-        )
-        for n in range(3)
-    ]
+    made = clips(project, user, account, 3)
     status = CompiledQuery(
         lambda clip_id: Clip.objects.filter(pk=clip_id).values_list("prompt", "created_at"),
         clip_id=int,
     )
     rows = [status.first(clip_id=clip.pk) for clip in reversed(made)]
-    assert [row[0] for row in rows] == ["shot 2", "shot 1", "shot 0"]
+    assert [row[0] for row in rows] == ["Shot number 2", "Shot number 1", "Shot number 0"]
     assert rows[0][1] == Clip.objects.get(pk=made[2].pk).created_at
     with CaptureQueriesContext(connection) as queries:
-        assert status.first(clip_id=made[0].pk, converted=False)[0] == "shot 0"
+        assert status.first(clip_id=made[0].pk, converted=False)[0] == "Shot number 0"
     assert len(queries) == 1
 
 
@@ -124,28 +120,14 @@ def test_signing_in_with_the_form_uses_the_studio_backend(settings, user, projec
     assert browser.session["_auth_user_backend"] == "videos.auth.StudioModelBackend"
     assert browser.get(f"/projects/{project.pk}/").status_code == 200
     # A clip poll works through the same reads.
-    clip = Clip.objects.create(
-        project=project,
-        created_by=user,
-        provider_account=account,
-        model="veo3.1-fast-official",
-        prompt="A poll after signing in",
-        status=ClipStatus.RUNNING,
-    )
+    (clip,) = clips(project, user, account, 1, status=ClipStatus.RUNNING)
     assert browser.get(f"/clips/{clip.pk}/", headers={"HX-Request": "true"}).status_code == 200
 
 
 def test_a_compiled_instance_carries_its_annotations(user, project, account):
     from videos.project_views import PROJECT_WITH_ROLE, _project_query
 
-    Clip.objects.create(
-        project=project,
-        created_by=user,
-        provider_account=account,
-        model="veo3.1-fast-official",
-        prompt="Still in flight",
-        status=ClipStatus.RUNNING,
-    )
+    clips(project, user, account, 1, status=ClipStatus.RUNNING)
     compiled = PROJECT_WITH_ROLE.instance(user_id=user.pk, project_id=project.pk)
     loaded = _project_query(user_id=user.pk, project_id=project.pk).get()
     for name in ("pk", "name", "budget", "created_by_id", "created_at"):
@@ -170,14 +152,7 @@ def test_a_compiled_instance_brings_its_related_rows_and_defers_what_the_queryse
 ):
     from videos.views import CLIP_FOR_VIEWER, _clip_query
 
-    made = Clip.objects.create(
-        project=project,
-        created_by=user,
-        provider_account=account,
-        model="veo3.1-fast-official",
-        prompt="A clip page",
-        params={"duration": 8, "aspect_ratio": "16:9"},
-    )
+    (made,) = clips(project, user, account, 1, prompt="A clip page")
     with CaptureQueriesContext(connection) as queries:
         clip = CLIP_FOR_VIEWER.instance(user_id=user.pk, clip_id=made.pk)
         # The project and the account came with the clip, as select_related brings them.
@@ -187,7 +162,7 @@ def test_a_compiled_instance_brings_its_related_rows_and_defers_what_the_queryse
     loaded = _clip_query(user_id=user.pk, clip_id=made.pk).get()
     fields = [field.attname for field in Clip._meta.concrete_fields]
     assert [getattr(clip, name) for name in fields] == [getattr(loaded, name) for name in fields]
-    assert clip.params == {"duration": 8, "aspect_ratio": "16:9"}
+    assert clip.params == {"duration": 8, "aspect_ratio": "16:9", "resolution": "720p"}
     # The keys were not read with it: only on first use, as Django defers them.
     assert clip.provider_account.get_deferred_fields() == {"credential", "secret_key"}
     assert clip.provider_account.credential == account.credential

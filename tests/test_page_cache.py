@@ -208,23 +208,7 @@ def test_a_cached_page_shows_a_new_chain_and_its_next_part(client, user, project
     assert "2 segments · 0:16.0" in project_page(client, project)
     chain_more = chain(project, user, account, 1)  # a lone clip: not a chain
     assert chain_more and project_page(client, project).count("segments ·") == 1
-    from videos.models import Clip, ClipKind
-
-    Clip.objects.create(
-        project=project,
-        created_by=user,
-        provider_account=account,
-        model="veo3.1-fast-official",
-        prompt="The third part",
-        params={"duration": 8},
-        status=ClipStatus.READY,
-        file_key="clips/third.mp4",
-        duration_seconds=8.0,
-        parent=parts[-1],
-        root_id=parts[0].pk,
-        kind=ClipKind.CONTINUE,
-        is_main_line=True,
-    )
+    chain(project, user, account, 1, after=parts)
     assert "3 segments · 0:24.0" in project_page(client, project)
 
 

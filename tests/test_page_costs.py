@@ -49,10 +49,11 @@ def clips(project, user, account, count: int, **fields) -> list[Clip]:
     )
 
 
-def chain(project, user, account, depth: int) -> list[Clip]:
-    """A main line of ``depth`` finished clips, each continuing the one before."""
-    made: list[Clip] = []
-    for step in range(depth):
+def chain(project, user, account, depth: int, *, after: list[Clip] = ()) -> list[Clip]:
+    """A main line of ``depth`` finished clips, each continuing the one before (the main
+    line ``after``, when given, which the list returned begins with)."""
+    made: list[Clip] = list(after)
+    for step in range(len(made), len(made) + depth):
         parent = made[-1] if made else None
         made.append(
             Clip.objects.create(
