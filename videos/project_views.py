@@ -165,13 +165,25 @@ def grid_query(request: HttpRequest) -> str:
     return _query_without(request, "chains")
 
 
+def _clip_grid(request: HtmxHttpRequest, pk: int) -> tuple[Project, LibraryFilterForm, Page, tuple]:
+    """The project, the library's filters and page, and the grid's state, read once per
+    request: a grid poll that changed needs them for its version and again to draw."""
+    read = getattr(request, "_clip_grid", None)
+    if read is None or read[0].pk != pk:
+        project = _project_with_role(request, pk)
+        filters, page = _library(request, project)
+        state = _clip_grid_state(
+            request, project, filters, page, polling=project.has_clips_in_flight
+        )
+        read = request._clip_grid = (project, filters, page, state)
+    return read
+
+
 def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
     """What the polled clip grid shows; None (always render) for the whole page."""
     if not request.htmx:
         return None
-    project = _project_with_role(request, pk)
-    filters, page = _library(request, project)
-    return _clip_grid_state(request, project, filters, page, polling=project.has_clips_in_flight)
+    return _clip_grid(request, pk)[3]
 
 
 def _filters_version(request: HtmxHttpRequest, project: Project) -> str:
@@ -225,10 +237,8 @@ def _keeps_fragments(request: HttpRequest, filters, *, chains_page: int | None) 
 @require_GET
 @unchanged_is_304(_clip_grid_version)
 def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    project = _project_with_role(request, pk)
-    filters, page = _library(request, project)
+    project, filters, page, grid = _clip_grid(request, pk)
     polling = project.has_clips_in_flight
-    grid = _clip_grid_state(request, project, filters, page, polling=polling)
     # The grid, the filters and the chains and activity are drawn from the fragment cache
     # when their versions were drawn before; the querysets below are read only on a miss.
     context = {
