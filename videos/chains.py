@@ -601,7 +601,7 @@ FIRST_CHAIN_IDS = CompiledQuery(
 def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
     """One page of the ids of the project's chains, newest first; a page number past the
     end gives the last page, and one that is not a number the first."""
-    count = (CHAIN_COUNT.first(project_id=project.pk) or (0,))[0]
+    count = CHAIN_COUNT.value(0, project_id=project.pk)
     paginator = Paginator([], per_page)
     paginator.count = count
     try:
@@ -641,17 +641,21 @@ CHAIN_SHOWN = (
 _CHAIN_CLIPS: dict[int, CompiledQuery] = {}
 
 
-def _chain_clips_query(count: int) -> CompiledQuery:
-    def build(**roots: int):
-        ids = list(roots.values())
-        return (
-            Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
-            .order_by("pk")
-            .values_list(*CHAIN_SHOWN)
-        )
+def _chain_clips(ids: list[int]):
+    """The columns chain rows are drawn from, of every clip of these chains."""
+    return (
+        Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
+        .order_by("pk")
+        .values_list(*CHAIN_SHOWN)
+    )
 
+
+def _chain_clips_query(count: int) -> CompiledQuery:
     if count not in _CHAIN_CLIPS:
-        _CHAIN_CLIPS[count] = CompiledQuery(build, **{f"root{n}": int for n in range(count)})
+        _CHAIN_CLIPS[count] = CompiledQuery(
+            lambda **roots: _chain_clips(list(roots.values())),
+            **{f"root{n}": int for n in range(count)},
+        )
     return _CHAIN_CLIPS[count]
 
 
@@ -662,11 +666,7 @@ def chains_version(page: Page) -> list[tuple]:
     if not ids:
         return []
     if len(ids) > CHAINS_PER_PAGE:  # a caller's own page size: not worth keeping
-        return list(
-            Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
-            .order_by("pk")
-            .values_list(*CHAIN_SHOWN)
-        )
+        return list(_chain_clips(ids))
     query = _chain_clips_query(len(ids))
     # Compared, never shown: the database's own values will do.
     return query.rows(converted=False, **{f"root{n}": pk for n, pk in enumerate(ids)})

@@ -70,13 +70,19 @@ class CompiledQuery:
     def rows(self, *, converted: bool = True, **values: Any) -> list[tuple]:
         """Every row; ``converted=False`` gives the database's own values (enough to
         compare two reads, and cheaper)."""
-        return self._run(values, converted=converted, one=False)
+        return self._run(values, converted=converted)
 
     def first(self, *, converted: bool = True, **values: Any) -> tuple | None:
         """The first row, or None."""
-        return self._run(values, converted=converted, one=True)
+        found = self._run(values, converted=converted, limit=1)
+        return found[0] if found else None
 
-    def _run(self, values: dict[str, Any], *, converted: bool, one: bool):
+    def value(self, default: Any = None, **values: Any) -> Any:
+        """The first column of the first row (a count, say), or ``default``."""
+        row = self.first(**values)
+        return default if row is None else row[0]
+
+    def _run(self, values: dict[str, Any], *, converted: bool, limit: int | None = None):
         alias, sql, params, slots, names, converters, _plan = self.compiled
         given = [values[name] for name in names]
         run_with = [
@@ -85,22 +91,19 @@ class CompiledQuery:
         connection = connections[alias]
         with connection.cursor() as cursor:
             cursor.execute(sql, run_with)
-            found = [cursor.fetchone()] if one else cursor.fetchall()
-        if not converters or not converted:
-            return found[0] if one else found
+            found = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+        if not (converters and converted):
+            return found
+        # As SQLCompiler.apply_converters does, but with this thread's connection (the
+        # compiler kept from _compile holds the one it was made on).
         made = []
         for row in found:
-            if row is None:
-                made.append(None)
-                continue
             row = list(row)
             for at, (convert, expression) in converters:
-                value = row[at]
                 for converter in convert:
-                    value = converter(value, expression, connection)
-                row[at] = value
+                    row[at] = converter(row[at], expression, connection)
             made.append(tuple(row))
-        return made[0] if one else made
+        return made
 
     def instance(self, **values: Any) -> Model | None:
         """The first row as a model instance, as the queryset would give it: its

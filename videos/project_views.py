@@ -84,7 +84,8 @@ def _library_clips(project_id: int):
 # poll of a project page: its count and its first page's columns are compiled to SQL once.
 LIBRARY_COUNT = CompiledQuery(
     lambda project_id: (
-        Clip.objects.filter(project=project_id)
+        _library_clips(project_id)
+        .order_by()
         .values("project")
         .annotate(clips=Count("pk"))
         .values_list("clips")
@@ -103,7 +104,7 @@ def _library(request: HttpRequest, project: Project) -> tuple[LibraryFilterForm,
     )
     paginator = Paginator(clips, LIBRARY_PAGE_SIZE)
     if not filters.is_filtered:
-        paginator.count = (LIBRARY_COUNT.first(project_id=project.pk) or (0,))[0]
+        paginator.count = LIBRARY_COUNT.value(0, project_id=project.pk)
     number = filters.cleaned_data.get("page") or 1
     if number > paginator.num_pages:
         filters.add_error("page", f"There is no page {number}; this is the last one.")
