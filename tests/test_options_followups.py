@@ -88,7 +88,7 @@ def test_get_1080p_makes_a_free_child_clip_with_its_own_file_and_then_extend_is_
     assert SandboxTask.objects.count() == sent
     # The 1080p copy is the same footage: never a take or a part of a chain.
     assert chains.timeline(root).clip_count == 1
-    assert not chains.project_chains(project).object_list
+    assert not chains.project_chain_page(project).object_list
 
 
 def test_1080p_is_offered_for_16_9_kie_clips_only(

@@ -681,11 +681,6 @@ def walk_page(page: Page) -> Page:
     return page
 
 
-def project_chains(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
-    """One page of the project's chains, newest first, each as its timeline."""
-    return walk_page(project_chain_page(project, page=page, per_page=per_page))
-
-
 def choose_main_take(*, take: Clip, user) -> None:
     if take.parent_id is None:
         raise ChainError("The first clip of a chain is always on its main line.")
