@@ -7,7 +7,7 @@ microseconds per request, the queries per request, and the functions that took m
 time (cProfile, sorted by own time or by cumulative time).
 
 Run: .venv/bin/python bench/profile_pages.py [--only fragment,project] [--requests 500]
-     [--sort tottime|cumtime] [--top 25]
+     [--sort tottime|cumtime] [--top 25] [--query-times]
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ def main() -> None:
     parser.add_argument("--redis-url", default="")
     parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--explain", action="store_true", help="PostgreSQL: EXPLAIN ANALYZE")
+    parser.add_argument(
+        "--explain", action="store_true", help="each query's plan (PostgreSQL: EXPLAIN ANALYZE)"
+    )
     parser.add_argument("--full-sql", action="store_true", help="print each query whole")
+    parser.add_argument(
+        "--query-times", action="store_true", help="time each query alone (run and fetch)"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="clipchain-bench-profile-"))
@@ -90,6 +95,7 @@ def profile(ids: dict, args) -> None:
     from django.contrib.auth import get_user_model
 
     client.force_login(get_user_model().objects.get(username="bench"))
+    client.get("/projects/", headers={"host": "127.0.0.1"})  # a CSRF cookie, as browsers hold
     cookie = "; ".join(f"{k}={v.value}" for k, v in client.cookies.items())
     handler = WSGIHandler()
 
@@ -159,16 +165,35 @@ def profile(ids: dict, args) -> None:
         profiler.disable()
         print(f"\n=== {name}  {path}")
         for sql, params in queries:
-            print("   ", sql if args.full_sql else sql[:160])
+            took = f"{query_time(connection, sql, params):6.0f} us  " if args.query_times else ""
+            print("   ", took + (sql if args.full_sql else sql[:160]))
             if args.explain:
-                with connection.cursor() as cursor:
-                    cursor.execute("EXPLAIN ANALYZE " + sql, params)
-                    print("       ", "\n        ".join(row[0] for row in cursor.fetchall()))
+                print("       ", "\n        ".join(plan(connection, sql, params)))
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).sort_stats(args.sort)
         stats.print_stats(args.top)
         text = out.getvalue()
         print(text[text.find("   ncalls") :].replace(str(ROOT) + "/", ""))
+
+
+def plan(connection, sql: str, params) -> list[str]:
+    """The query's plan: PostgreSQL's as run (EXPLAIN ANALYZE), SQLite's as chosen."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("EXPLAIN ANALYZE " + sql, params)
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        return [row[-1] for row in cursor.fetchall()]
+
+
+def query_time(connection, sql: str, params, repeat: int = 200) -> float:
+    """Microseconds to run one query and fetch its rows, through the driver's cursor."""
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        for _ in range(repeat):
+            cursor.execute(sql, params)
+            cursor.fetchall()
+    return (time.perf_counter() - started) / repeat * 1e6
 
 
 if __name__ == "__main__":
