@@ -246,3 +246,78 @@ def test_the_page_cache_is_keyed_by_the_code_and_the_database(
     # Another database (another studio on the same Redis) has parts of its own.
     monkeypatch.setattr(fragments, "_database", lambda: "another-studio")
     assert queries() > warm
+
+
+# --- the whole project page, kept ----------------------------------------------------------------
+
+
+def csrf_tokens(html: str) -> set[str]:
+    return set(re.findall(r'"X-CSRFToken": "(\w+)"', html)) | set(
+        re.findall(r'name="csrfmiddlewaretoken" value="(\w+)"', html)
+    )
+
+
+def test_a_kept_page_is_sent_with_a_csrf_token_of_its_own_that_works(user, project, account):
+    from django.test import Client
+
+    clips(project, user, account, 3)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    url = project.get_absolute_url()
+    drawn = browser.get(url)
+    kept = browser.get(url)
+    assert drawn.templates and not kept.templates  # the second answer was never drawn
+    # Each answer has one token, in the htmx headers and the log-out form, masked afresh.
+    first, second = csrf_tokens(drawn.content.decode()), csrf_tokens(kept.content.decode())
+    assert len(first) == len(second) == 1 and first != second
+    assert fragments.CSRF_STAND_IN not in kept.content.decode()
+    # The kept copy holds no token, and the one sent with it is accepted.
+    logged_out = browser.post("/logout/", {"csrfmiddlewaretoken": second.pop()})
+    assert logged_out.status_code == 302
+    assert browser.get(url).status_code == 302  # to the login page
+
+
+def test_a_message_is_shown_on_a_kept_page_once(client, user, project, account):
+    made = clips(project, user, account, 1, status=ClipStatus.RUNNING)[0]
+    client.force_login(user)
+    project_page(client, project)
+    project_page(client, project)
+    # Exporting a clip that is no chain fails with a message, shown by the next page seen.
+    client.post(f"/clips/{made.pk}/export/")
+    with_message = project_page(client, project)
+    assert 'class="messages"' in with_message
+    assert 'class="messages"' not in project_page(client, project)
+
+
+def test_each_viewer_gets_a_kept_page_of_their_own(client, user, project, account):
+    clips(project, user, account, 2)
+    boss = get_user_model().objects.create_user("boss", "boss@example.com", "pw-boss-12345")
+    boss.is_staff = True
+    boss.save()
+    Membership.objects.create(project=project, user=boss, role=Role.CREATOR)
+    grant_spending(boss)
+    for viewer in (user, boss, user, boss):
+        client.force_login(viewer)
+        page = project_page(client, project)
+        assert f'<span class="who">{viewer.username}</span>' in page
+        assert ('href="/audit/"' in page) is viewer.is_staff
+
+
+def test_a_kept_page_shows_a_renamed_project(client, user, project, account):
+    clips(project, user, account, 2)
+    client.force_login(user)
+    assert "<h1>Launch film</h1>" in project_page(client, project)
+    project.name = "Launch film, final cut"
+    project.save()
+    assert "<h1>Launch film, final cut</h1>" in project_page(client, project)
+
+
+def test_new_static_files_are_a_new_cache_key(settings, monkeypatch):
+    from types import SimpleNamespace
+
+    settings.DEBUG = True  # the fingerprint read afresh on every use
+    monkeypatch.setattr(fragments, "staticfiles_storage", SimpleNamespace(manifest_hash="one"))
+    before = fragments.fragment_key("page:x", "p", 1)
+    # A release whose stylesheet changed links it by another hashed name.
+    monkeypatch.setattr(fragments, "staticfiles_storage", SimpleNamespace(manifest_hash="two"))
+    assert fragments.fragment_key("page:x", "p", 1) != before

@@ -601,6 +601,13 @@ class ModelChoiceOnDemand(forms.ModelChoiceField):
 
     queryset = property(_get_queryset, forms.ModelChoiceField._set_queryset)
 
+    def __deepcopy__(self, memo):
+        result = super().__deepcopy__(memo)
+        # Django points a copy's widget at the copy when it clones the queryset; a field
+        # made with no queryset yet has none to clone, so that is done here.
+        result.widget.choices = result.choices
+        return result
+
 
 class LibraryFilterForm(forms.Form):
     """The project library's filters, read from the query string."""
@@ -612,17 +619,19 @@ class LibraryFilterForm(forms.Form):
         choices=[("", "Any status"), *ClipStatus.choices],
         error_messages={"invalid_choice": "No such status; showing every status."},
     )
+    # No queryset until the form is made for a project: each form's copy of the field
+    # would otherwise clone one it never uses.
     provider = ModelChoiceOnDemand(
         label="Provider",
         required=False,
-        queryset=ProviderAccount.objects.none(),
+        queryset=None,
         empty_label="Any provider",
         error_messages={"invalid_choice": "No such provider in this project; showing all."},
     )
     creator = ModelChoiceOnDemand(
         label="Creator",
         required=False,
-        queryset=get_user_model().objects.none(),
+        queryset=None,
         empty_label="Anyone",
         error_messages={"invalid_choice": "No such creator in this project; showing everyone."},
     )

@@ -10,7 +10,8 @@ code (Redis outlives deploys), and the database's address, since ids are unique 
 within one database.
 
 A cached part must not hold anything personal to one request beyond its version: no CSRF
-token (no POST forms inside), no messages.
+token (no POST forms inside), no messages. A whole page can be kept too (``render_kept``):
+its CSRF token is swapped for a stand-in when kept and for this request's when sent.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from pathlib import Path
 
 import django
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import render
 
 # What draws a part: the templates, the studio's Python (its template tags, filters and the
 # labels and sums it computes) and Django (its widgets and filters).
@@ -33,9 +40,14 @@ def _code_files() -> list[Path]:
     return [path for pattern in CODE for path in sorted(base.glob(pattern))]
 
 
+def _release() -> str:
+    # Django's version, and the static files' manifest: a page links them by hashed names.
+    return f"{django.get_version()}:{getattr(staticfiles_storage, 'manifest_hash', '')}"
+
+
 @cache
 def _content_fingerprint() -> str:
-    digest = hashlib.blake2b(django.get_version().encode(), digest_size=8)
+    digest = hashlib.blake2b(_release().encode(), digest_size=8)
     for path in _code_files():
         digest.update(str(path).encode())
         digest.update(path.read_bytes())
@@ -47,7 +59,7 @@ def code_fingerprint() -> str:
     running server: the files' times and sizes are read on every use instead."""
     if not settings.DEBUG:
         return _content_fingerprint()
-    digest = hashlib.blake2b(django.get_version().encode(), digest_size=8)
+    digest = hashlib.blake2b(_release().encode(), digest_size=8)
     for path in _code_files():
         stat = path.stat()
         digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size}".encode())
@@ -69,3 +81,32 @@ def fragment_key(key: str, key_prefix: str, version: int | None) -> str:
 def version_text(*parts: object) -> str:
     """A version as one short string for ``{% cache %}``'s vary-on arguments."""
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+# Where a kept page had its CSRF token. The token is masked afresh for every answer, so it is
+# never kept; text from users cannot spell the stand-in, as pages escape "<".
+CSRF_STAND_IN = "<csrf-token>"
+
+
+def render_kept(
+    request: HttpRequest, template_name: str, context: dict, *, version: object, seconds: int
+) -> HttpResponse:
+    """A whole page kept like a part, for ``seconds``: drawn once per ``version`` (what the
+    page shows) and viewer, then sent again with this request's CSRF token.
+
+    The page's frame shows the viewer's name and, to staff, staff links: the viewer is part
+    of the key. A page with messages to show is drawn afresh, as a message is shown once."""
+    if seconds <= 0 or len(messages.get_messages(request)):
+        return render(request, template_name, context)
+    user = request.user
+    viewer = (user.pk, user.get_username(), user.is_staff)
+    key = f"page:{template_name}:{version_text(version, viewer)}"
+    kept = caches["template_fragments"]
+    token = get_token(request)
+    html = kept.get(key)
+    if html is None:
+        # The page is drawn with the token it will be sent with, and kept without it.
+        response = render(request, template_name, {**context, "csrf_token": token})
+        kept.set(key, response.content.decode().replace(token, CSRF_STAND_IN), seconds)
+        return response
+    return HttpResponse(html.replace(CSRF_STAND_IN, token))

@@ -14,7 +14,7 @@ from videos import permissions, services
 from videos.compiled import CompiledQuery
 from videos.conditional import unchanged_is_304
 from videos.forms import LibraryFilterForm, ProjectForm, library_creators, library_providers
-from videos.fragments import version_text
+from videos.fragments import render_kept, version_text
 from videos.models import Clip, Project
 from videos.project_activity import ProjectActivity
 from videos.views import HtmxHttpRequest
@@ -262,14 +262,22 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return render(request, "videos/project.html#clip-grid", context)
     activity = ProjectActivity(project, chains_page=filters.cleaned_data.get("chains") or 1)
     keeps = _keeps_fragments(request, filters, chains_page=activity.page_number)
-    return render(
-        request,
-        "videos/project.html",
-        {
-            **context,
-            "fragment_seconds": FRAGMENT_SECONDS if keeps else 0,
-            "chains_query": _query_without(request, "chains"),
-            "activity": activity,
-            "filters_version": _filters_version(request, project),
-        },
+    seconds = FRAGMENT_SECONDS if keeps else 0
+    context |= {
+        "fragment_seconds": seconds,
+        "chains_query": _query_without(request, "chains"),
+        "activity": activity,
+        "filters_version": _filters_version(request, project),
+    }
+    # The whole page is kept as well, by the versions of its parts and what the page around
+    # them shows: a view of an unchanged project is its version reads and one cache read.
+    version = (
+        context["grid_version"],
+        context["filters_version"],
+        activity.version,
+        context["chains_query"],
+        project.name,
+        project.viewer_role,
+        context["can_generate"],
     )
+    return render_kept(request, "videos/project.html", context, version=version, seconds=seconds)
