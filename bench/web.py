@@ -17,15 +17,20 @@ measures requests per second and the 99th percentile latency of:
              no one has asked for before, so every part is drawn afresh)
   search     a library search by words (two words, 99 of the 500 clips match)
 
-and prints each as a ratio to the bare view. Uses wrk when installed, else a small load
-generator in Python threads (which competes with the server for the CPU: prefer wrk).
+and prints each as a ratio to the bare view. Then the poll and the bare view again with
+each client waiting about --pace-ms after every answer, as polling tabs do: the p99 a poll
+waits below saturation (flat out, latency is only connections over rate). Uses wrk when
+installed, else a small load generator in Python threads (which competes with the server
+for the CPU: prefer wrk).
 
 Run: .venv/bin/python bench/web.py [--postgres] [--seconds 5] [--connections 50]
+     [--pace-ms 2000,200,100,40]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -336,6 +341,67 @@ def with_threads(url: str, headers: dict[str, str], *, seconds: int, connections
     return len(latencies) / seconds, p99, errors
 
 
+def paced(targets: list[tuple], args) -> None:
+    """Latency below saturation, as polling tabs see it: each of the connections waits
+    about ``pace`` ms after every answer (half to one and a half times it, as tabs opened at
+    different times poll out of step), then sends its next request at once on a new
+    connection, as a proxy in front does. Flat out (above), the mean latency is only the
+    number of connections over the rate (Little's law); paced, it is what a poll waits.
+
+    Not wrk: after each answer wrk reconnects at once and waits with the connection open
+    and silent, and gunicorn's gthread worker gives every new connection a thread that
+    waits for its request, so 50 waiting connections hold all 8 threads; browsers reach
+    gunicorn through a proxy that connects with the request in hand."""
+    paces = [int(pace) for pace in args.pace_ms.split(",") if pace.strip()]
+    polls = [target for target in targets if target[0] in ("bare", "fragment")]
+    if not paces or len(polls) < 2:
+        return
+    print(f"\npaced: {args.connections} clients, each waiting after every answer")
+    print(f"{'page':<11} {'wait ms':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for pace in paces:
+        for name, url, headers in polls:
+            rate, p50, p99, errors = asyncio.run(
+                paced_load(url, headers, seconds=args.seconds, clients=args.connections, pace=pace)
+            )
+            print(f"{name:<11} {pace:8d} {rate:8.0f} {p50:8.1f} {p99:8.1f} {errors:7d}")
+
+
+async def paced_load(url: str, headers: dict[str, str], *, seconds: int, clients: int, pace: int):
+    """Clients that each send a GET, read the whole answer, wait, and again: requests per
+    second, p50 and p99 in ms (from connecting to the last byte), and answers not 2xx/3xx."""
+    parts = httpx.URL(url)
+    target = parts.raw_path.decode()
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {parts.host}:{parts.port}\r\n{head}"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def client() -> None:
+        nonlocal errors
+        await asyncio.sleep(random.uniform(0, pace / 1000))  # out of step from the start
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                reader, writer = await asyncio.open_connection(parts.host, parts.port)
+                writer.write(request)
+                answer = await asyncio.wait_for(reader.read(), timeout=10)
+                writer.close()
+                status = int(answer.split(b" ", 2)[1])
+            except (OSError, TimeoutError, IndexError, ValueError):
+                status = 0
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += not 200 <= status < 400
+            await asyncio.sleep(random.uniform(0.5, 1.5) * pace / 1000)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    cuts = statistics.quantiles(latencies, n=100)
+    return len(latencies) / seconds, cuts[49], cuts[98], errors
+
+
 def poll_url(ids: dict, base: str = "") -> str:
     """The running clip's poll, as its page makes it."""
     return f"{base}/clips/{ids['running']}/?seen=running"
@@ -371,6 +437,12 @@ def main() -> None:
     parser.add_argument("--workers", default="", help="WEB_CONCURRENCY (default: cores)")
     parser.add_argument("--threads", default="", help="WEB_THREADS (default: 4)")
     parser.add_argument("--only", default="", help="comma-separated pages (bare is kept)")
+    parser.add_argument(
+        "--pace-ms",
+        default="2000,200,100,40",
+        help="then measure the poll and the bare view with each client waiting about this "
+        "many ms after each answer, as polling tabs do; comma-separated, empty for none",
+    )
     parser.add_argument("--seed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:
@@ -460,6 +532,7 @@ def main() -> None:
                 f"{name:<11} {alone[name]:8.1f} {rate:8.0f} {p99:8.1f} "
                 f"{rate / rates['bare']:8.2f} {login} {errors:7d}"
             )
+        paced(targets, args)
     finally:
         if server is not None:
             server.terminate()
