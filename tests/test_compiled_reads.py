@@ -65,6 +65,22 @@ def test_a_compiled_query_runs_with_new_values_each_time(user, project, account)
     assert len(queries) == 1
 
 
+def test_a_literal_percent_sign_in_the_sql_is_no_parameter(user, project, account):
+    # The SQL is run with named parameters: "%%s" (a "%", then "s") must stay as it is.
+    sunset = clips(project, user, account, 1, prompt="A sunset")[0]
+    beach = clips(project, user, account, 1, prompt="A beach")[0]
+    sunny = CompiledQuery(
+        lambda clip_id: (
+            Clip.objects.filter(pk=clip_id)
+            .extra(where=['"videos_clip"."prompt" LIKE \'%%sun%%\''])
+            .values_list("prompt")
+        ),
+        clip_id=int,
+    )
+    assert sunny.first(clip_id=sunset.pk) == ("A sunset",)
+    assert sunny.first(clip_id=beach.pk) is None
+
+
 def test_a_parameter_the_sql_changes_is_refused_when_the_query_is_made(project):
     # icontains wraps the value in %...%: it could never be swapped in later.
     search = CompiledQuery(lambda words: Clip.objects.filter(prompt__icontains=words), words=str)

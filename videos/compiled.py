@@ -10,6 +10,7 @@ of each call.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,7 @@ class CompiledQuery:
                 f"{self.build.__qualname__}: {', '.join(missing)} did not reach the SQL as "
                 "a query parameter, so it cannot be swapped in later."
             )
+        sql = _named_placeholders(sql, len(params))
         selected = compiler.select[: compiler.col_count]
         columns = [column for column, _sql, _alias in selected]
         converters = list(compiler.get_converters(columns).items())
@@ -85,9 +87,10 @@ class CompiledQuery:
     def _run(self, values: dict[str, Any], *, converted: bool, limit: int | None = None):
         alias, sql, params, slots, names, converters, _plan = self.compiled
         given = [values[name] for name in names]
-        run_with = [
-            p if slot is None else given[slot] for p, slot in zip(params, slots, strict=True)
-        ]
+        run_with = {
+            f"p{n}": p if slot is None else given[slot]
+            for n, (p, slot) in enumerate(zip(params, slots, strict=True))
+        }
         connection = connections[alias]
         with connection.cursor() as cursor:
             cursor.execute(sql, run_with)
@@ -122,6 +125,21 @@ class CompiledQuery:
         for name, at in annotations.items():
             setattr(made, name, row[at])
         return made
+
+
+def _named_placeholders(sql: str, count: int) -> str:
+    """The SQL with ``%(p0)s``, ``%(p1)s``... for Django's ``%s``: a backend turns named
+    placeholders into its own with one string format, where SQLite's backend searches the
+    whole statement with a regular expression on every run (14 µs for a 1.6 KB SELECT,
+    against 1 µs)."""
+    # The pattern Django's SQLite backend looks for ("%%s" is a literal "%" then "s").
+    pieces = re.split(r"(?<!%)%s", sql)
+    if len(pieces) != count + 1:
+        raise ImproperlyConfigured(f"{count} parameters for {len(pieces) - 1} placeholders")
+    named = [pieces[0]]
+    for n, piece in enumerate(pieces[1:]):
+        named += [f"%(p{n})s", piece]
+    return "".join(named)
 
 
 def _instance_plan(compiler) -> tuple | None:
