@@ -27,6 +27,9 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # A process per core (Python runs one thread at a time per process); threads in each overlap
 # the waits on the database, Redis and S3. WEB_CONCURRENCY is the name platforms set.
 workers = _int("WEB_CONCURRENCY", multiprocessing.cpu_count())
+# gthread hands each new connection to a thread, which then waits for the request: keep a
+# proxy in front that connects with the request in hand (nginx, a load balancer), or slow
+# clients can hold every thread (bench/web.py's paced run shows why it does not use wrk).
 worker_class = "gthread"
 threads = _int("WEB_THREADS", 4)
 # Pages answer in milliseconds and uploads are capped at 16 MB: a request still running after
