@@ -17,11 +17,13 @@ measures requests per second and the 99th percentile latency of:
              no one has asked for before, so every part is drawn afresh)
   search     a library search by words (two words, 99 of the 500 clips match)
 
-and prints each as a ratio to the bare view. Then the poll and the bare view again with
-each client waiting about --pace-ms after every answer, as polling tabs do: the p99 a poll
-waits below saturation (flat out, latency is only connections over rate). Uses wrk when
-installed, else a small load generator in Python threads (which competes with the server
-for the CPU: prefer wrk).
+and prints each as a ratio to the bare view, with the server's own CPU time per answer
+("cpu ms", read from /proc: a cost the machine's other load hardly moves) and the bare
+view's over it ("cpu bare", the same ratio measured that way). Then the poll and the bare
+view again with each client waiting about --pace-ms after every answer, as polling tabs do:
+the p99 a poll waits below saturation (flat out, latency is only connections over rate).
+Uses wrk when installed, else a small load generator in Python threads (which competes with
+the server for the CPU: prefer wrk).
 
 Run: .venv/bin/python bench/web.py [--postgres] [--seconds 5] [--connections 50]
      [--pace-ms 2000,200,100,40]
@@ -341,6 +343,20 @@ def with_threads(url: str, headers: dict[str, str], *, seconds: int, connections
     return len(latencies) / seconds, p99, errors
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) gunicorn's master and its workers have used (Linux)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    used = 0
+    for process in [pid, *map(int, children)]:
+        try:
+            stat = Path(f"/proc/{process}/stat").read_text()
+        except OSError:  # a worker that has just been replaced
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # fields 14 and 15: utime, stime
+        used += int(fields[11]) + int(fields[12])
+    return used / os.sysconf("SC_CLK_TCK")
+
+
 def paced(targets: list[tuple], args) -> None:
     """Latency below saturation, as polling tabs see it: each of the connections waits
     about ``pace`` ms after every answer (half to one and a half times it, as tabs opened at
@@ -358,8 +374,12 @@ def paced(targets: list[tuple], args) -> None:
         return
     print(f"\npaced: {args.connections} clients, each waiting after every answer")
     print(f"{'page':<11} {'wait ms':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    # Heavy pages measured flat out just before can leave requests queued in the server.
+    time.sleep(3)
     for pace in paces:
         for name, url, headers in polls:
+            warm_up = paced_load(url, headers, seconds=1, clients=args.connections, pace=pace)
+            asyncio.run(warm_up)
             rate, p50, p99, errors = asyncio.run(
                 paced_load(url, headers, seconds=args.seconds, clients=args.connections, pace=pace)
             )
@@ -516,21 +536,27 @@ def main() -> None:
         )
         print(
             f"{'page':<11} {'alone ms':>8} {'req/s':>8} {'p99 ms':>8} {'vs bare':>8} "
-            f"{'vs login':>8} {'errors':>7}"
+            f"{'vs login':>8} {'errors':>7} {'cpu ms':>8} {'cpu bare':>8}"
         )
         # Two ceilings: the bare view, and the bare view read with a session (what every
         # page a member sees costs before it does anything of its own).
         rates: dict[str, float] = {}
+        costs: dict[str, float] = {}
         for name, url, headers in targets:
             load(url, headers, seconds=1, connections=args.connections)  # warm up
+            used = server_cpu_seconds(server.pid)
             rate, p99, errors = load(
                 url, headers, seconds=args.seconds, connections=args.connections
             )
+            # The server's own CPU time per answer: what a page costs, whatever else the
+            # machine (or the load generator) was doing meanwhile.
+            costs[name] = (server_cpu_seconds(server.pid) - used) * 1000 / (rate * args.seconds)
             rates[name] = rate
             login = f"{rate / rates['bare+login']:8.2f}" if "bare+login" in rates else " " * 8
             print(
                 f"{name:<11} {alone[name]:8.1f} {rate:8.0f} {p99:8.1f} "
-                f"{rate / rates['bare']:8.2f} {login} {errors:7d}"
+                f"{rate / rates['bare']:8.2f} {login} {errors:7d} "
+                f"{costs[name]:8.2f} {costs['bare'] / costs[name]:8.2f}"
             )
         paced(targets, args)
     finally:
