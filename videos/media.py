@@ -14,6 +14,12 @@ class NotAVideo(ValueError):
     pass
 
 
+def _open(source: str | BinaryIO):
+    # Files come from providers: tags that are not UTF-8 are read with replacement
+    # characters, not raised as UnicodeDecodeError (PyAV's default), which is no FFmpeg error.
+    return av.open(source, metadata_errors="replace")
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     duration: float
@@ -24,7 +30,7 @@ class VideoInfo:
 
 def probe(source: str | BinaryIO) -> VideoInfo:
     try:
-        with av.open(source) as container:
+        with _open(source) as container:
             if not container.streams.video:
                 raise NotAVideo("The file has no video stream.")
             stream = container.streams.video[0]
@@ -34,6 +40,11 @@ def probe(source: str | BinaryIO) -> VideoInfo:
                 duration = container.duration / av.time_base
             else:
                 duration = 0.0
+            # Noise can pass for a raw H.263 or VVC stream (about 1 in 150 buffers of random
+            # bytes), some with a plausible picture size, but never with a length: a file
+            # with no length or no picture plays as nothing.
+            if duration <= 0 or not (stream.codec_context.width and stream.codec_context.height):
+                raise NotAVideo("The file has no length or no picture size: not a playable video.")
             return VideoInfo(
                 duration=round(duration, 3),
                 width=stream.codec_context.width,
@@ -52,7 +63,7 @@ def poster_jpeg(source: str | BinaryIO, *, at_seconds: float = 1.0, max_width: i
     """
     image: Image.Image | None = None
     try:
-        with av.open(source) as container:
+        with _open(source) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if at_seconds > 0 and stream.time_base:
@@ -96,7 +107,7 @@ def last_frame(source: str | BinaryIO, *, min_short_side: int = 0, quality: int 
     """
     image: Image.Image | None = None
     try:
-        with av.open(source) as container:
+        with _open(source) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if stream.duration and stream.time_base:
