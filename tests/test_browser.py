@@ -74,4 +74,8 @@ def test_creator_generates_a_clip_and_watches_it_become_ready(
 
     page.get_by_role("link", name="Launch film").click()
     page.wait_for_selector(".clip-card img")
+    # The poster is served and drawn, not only linked.
+    wait_until(
+        page, "(i => i.complete && i.naturalWidth > 0)(document.querySelector('.clip-card img'))"
+    )
     shot(page, "06-project-grid")
