@@ -269,7 +269,7 @@ else:
     FRAGMENT_CACHE = {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "fragments",
-        # About 20 KB a part: at most ten-odd MB a process.
+        # About 20 KB a part and 35 KB a whole kept page: at most about 20 MB a process.
         "OPTIONS": {"MAX_ENTRIES": 500},
     }
 # Rendered parts of busy pages (the clip grid, the project's chains and activity, the
