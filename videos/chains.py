@@ -582,16 +582,7 @@ def _chain_roots(project_id: int):
 
 # Read on every view of a project page: compiled to SQL once. The first page of chains is
 # the one nearly every visit shows, so its ids are compiled too; later pages use the ORM.
-CHAIN_COUNT = CompiledQuery(
-    lambda project_id: (
-        _chain_roots(project_id)
-        .order_by()
-        .values("project")
-        .annotate(chains=Count("pk"))
-        .values_list("chains")
-    ),
-    project_id=int,
-)
+CHAIN_COUNT = CompiledQuery(lambda project_id: _chain_roots(project_id).counted(), project_id=int)
 # The first page's ids, each with the count of all chains: one query, not two.
 FIRST_CHAIN_PAGE = CompiledQuery(
     lambda project_id: (

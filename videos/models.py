@@ -244,6 +244,17 @@ class ClipQuerySet(models.QuerySet["Clip"]):
         # then a few seeks in (project, status), not a walk through its finished clips.
         return self.filter(status__in=ClipStatus.in_flight())
 
+    def counted(self) -> models.QuerySet:
+        """How many of one project's clips these are, as a query of one row and one column
+        rather than a number, so it can be compiled once (videos/compiled.py) and run again.
+        Grouped by project: callers filter on one."""
+        return (
+            self.order_by()
+            .values("project")
+            .annotate(count=models.Count("pk"))
+            .values_list("count")
+        )
+
 
 class Clip(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="clips")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.functional import SimpleLazyObject
@@ -84,14 +84,7 @@ def _library_clips(project_id: int):
 # The library as most views show it (no filter, the first page) is read on every view and
 # poll of a project page: its count and its first page's columns are compiled to SQL once.
 LIBRARY_COUNT = CompiledQuery(
-    lambda project_id: (
-        _library_clips(project_id)
-        .order_by()
-        .values("project")
-        .annotate(clips=Count("pk"))
-        .values_list("clips")
-    ),
-    project_id=int,
+    lambda project_id: _library_clips(project_id).counted(), project_id=int
 )
 
 
