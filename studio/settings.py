@@ -297,6 +297,9 @@ TRACKER_IDLE_SECONDS = env_float("TRACKER_IDLE_SECONDS", 0.5)
 # A submitter renews its claim on a clip every third of this while the provider call runs;
 # a claim not renewed for this long belonged to a process that died.
 SUBMIT_LEASE_SECONDS = env_float("SUBMIT_LEASE_SECONDS", 15.0)
+# A tracker holds the clips of one round of status checks this long; one killed mid-round
+# leaves them unpolled until it lapses. Longer than a round's checks can take.
+TRACK_POLL_LEASE_SECONDS = env_float("TRACK_POLL_LEASE_SECONDS", 60.0)
 # A provider task still unfinished after this long is given up as expired (Kling jobs
 # have been seen to run over an hour).
 TRACK_DEADLINE_SECONDS = env_int("TRACK_DEADLINE_SECONDS", 3 * 3600, minimum=60)

@@ -17,6 +17,8 @@ FAST_TRACKER = {
     "TRACK_MAX_POLL_SECONDS": "0.5",
     "TRACKER_IDLE_SECONDS": "0.1",
     "SUBMIT_LEASE_SECONDS": "2",
+    # A tracker killed mid-round leaves that round's clips leased; the next one waits this out.
+    "TRACK_POLL_LEASE_SECONDS": "3",
 }
 
 

@@ -80,6 +80,21 @@ def test_a_clip_under_another_trackers_lease_is_not_polled(make_clip, sandbox_ap
     assert tracking.claim_due() == []
 
 
+def test_a_lease_left_by_a_dead_tracker_lapses_after_the_poll_lease(
+    make_clip, sandbox_apimart, settings
+):
+    settings.TRACK_POLL_LEASE_SECONDS = 90
+    (clip,) = running(make_clip, sandbox_apimart, 1)
+    claimed_at = timezone.now()
+    assert [c.pk for c in tracking.claim_due()] == [clip.pk]
+    # The claiming tracker dies here, before it records an answer.
+    lease = Clip.objects.get(pk=clip.pk).tracking_lease_until
+    assert timedelta(seconds=89) < lease - claimed_at < timedelta(seconds=91)
+
+    Clip.objects.filter(pk=clip.pk).update(tracking_lease_until=timezone.now())
+    assert [c.pk for c in tracking.claim_due()] == [clip.pk]
+
+
 def test_a_429_slows_only_the_account_that_sent_it(make_clip, sandbox_account, monkeypatch):
     limited = sandbox_account("apimart")
     other = sandbox_account("apimart")

@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 
 # Clips claimed per round trip to the database.
 BATCH = 200
-# Longer than one status check can take; a tracker that died lets go after this.
-POLL_LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
 SAFETY_NET_SECONDS = 5.0
 # Searching providers' task lists for lost answers costs list requests: once a minute.
@@ -217,7 +215,9 @@ def claim_due(*, limit: int = BATCH) -> list[Clip]:
             # Conditional as well, which is what keeps two trackers apart on SQLite.
             Clip.objects.filter(pk__in=ids).filter(
                 Q(tracking_lease_until__isnull=True) | Q(tracking_lease_until__lt=now)
-            ).update(tracking_lease_until=now + timedelta(seconds=POLL_LEASE_SECONDS))
+            ).update(
+                tracking_lease_until=now + timedelta(seconds=settings.TRACK_POLL_LEASE_SECONDS)
+            )
     return list(
         Clip.objects.select_related("provider_account")
         .filter(pk__in=ids, tracking_lease_until__gt=now)
