@@ -65,6 +65,33 @@ def test_a_compiled_query_runs_with_new_values_each_time(user, project, account)
     assert len(queries) == 1
 
 
+def test_unconverted_rows_give_times_as_the_databases_text_and_converted_ones_as_datetimes(
+    user, project, account
+):
+    # Version reads compare times, never show them; PostgreSQL's times would otherwise go
+    # through Django's Python loader (about 14 µs a value).
+    made = clips(project, user, account, 2)
+    times = CompiledQuery(
+        lambda project_id: (
+            Clip.objects.filter(project=project_id).order_by("pk").values_list("pk", "created_at")
+        ),
+        project_id=int,
+    )
+    raw = times.rows(project_id=project.pk, converted=False)
+    assert [pk for pk, _ in raw] == [clip.pk for clip in made]
+    if connection.vendor == "postgresql":
+        assert all(isinstance(at, str) for _, at in raw), raw
+        assert raw[0][1].startswith(made[0].created_at.strftime("%Y-%m-%d %H:%M:%S"))
+    else:  # SQLite's driver makes the naive datetime it stores (Django's converter adds UTC)
+        assert [at for _, at in raw] == [clip.created_at.replace(tzinfo=None) for clip in made]
+    # The same query converted, afterwards on the same connection: datetimes, in UTC.
+    converted = times.rows(project_id=project.pk)
+    assert [at for _, at in converted] == [clip.created_at for clip in made]
+    assert converted[0][1].utcoffset() == timedelta(0)
+    # And the ORM's own reads are untouched.
+    assert Clip.objects.get(pk=made[0].pk).created_at == made[0].created_at
+
+
 def test_a_literal_percent_sign_in_the_sql_is_no_parameter(user, project, account):
     # The SQL is run with named parameters: "%%s" (a "%", then "s") must stay as it is.
     sunset = clips(project, user, account, 1, prompt="A sunset")[0]

@@ -19,6 +19,11 @@ from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators
 
+try:
+    from psycopg.types.string import TextLoader
+except ImportError:  # psycopg is needed only for PostgreSQL
+    TextLoader = None
+
 # Values no real query uses, one per parameter, that are found again among the compiled
 # query's parameters and swapped for the real values on each call.
 _STAND_IN = {
@@ -93,6 +98,8 @@ class CompiledQuery:
         }
         connection = connections[alias]
         with connection.cursor() as cursor:
+            if not converted and connection.vendor == "postgresql":
+                _times_as_text(cursor.cursor)
             cursor.execute(sql, run_with)
             found = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
         if not (converters and converted):
@@ -125,6 +132,13 @@ class CompiledQuery:
         for name, at in annotations.items():
             setattr(made, name, row[at])
         return made
+
+
+def _times_as_text(cursor) -> None:
+    """Have this psycopg cursor give times as the database's text. Django loads them with
+    a loader of its own written in Python (about 14 µs a value, against well under one for
+    text); a project page's version reads compare a hundred of them."""
+    cursor.adapters.register_loader("timestamptz", TextLoader)
 
 
 def _named_placeholders(sql: str, count: int) -> str:
