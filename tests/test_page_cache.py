@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from tests import test_page_costs
 from tests.conftest import grant_spending
 from tests.test_page_costs import chain, clips
-from videos import fragments, review, trim
+from videos import fragments, project_reads, review, trim
 from videos.models import ClipStatus, Membership, ProviderAccount, Role
 
 pytestmark = pytest.mark.django_db
@@ -104,6 +104,30 @@ def test_the_second_view_of_an_unchanged_project_page_draws_from_the_cache(
     assert len(second) < len(first), (len(first), len(second))
     # The same page: only the CSRF tokens (masked afresh on every render) differ.
     assert without_csrf_tokens(cold) == without_csrf_tokens(warm)
+
+
+def test_a_kept_project_page_reads_its_versions_in_one_statement_on_postgresql(
+    client, user, project, account
+):
+    client.force_login(user)
+    clips(project, user, account, 30)
+    chain(project, user, account, 6)
+    url = project.get_absolute_url()
+    client.get(url)
+    with CaptureQueriesContext(connection) as warm:
+        client.get(url)
+    with CaptureQueriesContext(connection) as grid_poll:
+        client.get(url, headers={"HX-Request": "true"})
+    # The session (unless a cache holds it), the user, the project with the viewer's role,
+    # then the versions: eight reads, sent as one statement where each is a round trip.
+    reads = 1 if connection.vendor == "postgresql" else 8
+    assert len(warm) <= 3 + reads, [q["sql"][:80] for q in warm]
+    assert len(grid_poll) <= 3 + (1 if connection.vendor == "postgresql" else 2)
+    if connection.vendor == "postgresql":
+        from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+        # Longer, and psycopg would parse the statement again on every run.
+        assert len(project_reads.PAGE_TOGETHER.compiled[1]) <= MAX_CACHED_STATEMENT_LENGTH
 
 
 @pytest.mark.parametrize(

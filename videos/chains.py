@@ -569,7 +569,7 @@ def timeline(root: Clip) -> Timeline:
     )
 
 
-def _chain_roots(project_id: int):
+def chain_roots(project_id: int):
     """The project's chains (roots with at least one clip after them), newest first."""
     return Clip.objects.filter(
         project=project_id,
@@ -582,11 +582,11 @@ def _chain_roots(project_id: int):
 
 # Read on every view of a project page: compiled to SQL once. The first page of chains is
 # the one nearly every visit shows, so its ids are compiled too; later pages use the ORM.
-CHAIN_COUNT = CompiledQuery(lambda project_id: _chain_roots(project_id).counted(), project_id=int)
+CHAIN_COUNT = CompiledQuery(lambda project_id: chain_roots(project_id).counted(), project_id=int)
 # The first page's ids, each with the count of all chains: one query, not two.
 FIRST_CHAIN_PAGE = CompiledQuery(
     lambda project_id: (
-        _chain_roots(project_id)
+        chain_roots(project_id)
         .annotate(chains=Window(Count("pk")))
         .values_list("pk", "chains")[:CHAINS_PER_PAGE]
     ),
@@ -602,12 +602,15 @@ def _asks_first_page(page: int | str) -> bool:
         return True
 
 
-def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE) -> Page:
+def project_chain_page(
+    project, *, page: int | str = 1, per_page: int = CHAINS_PER_PAGE, first_page=None
+) -> Page:
     """One page of the ids of the project's chains, newest first; a page number past the
-    end gives the last page, and one that is not a number the first."""
+    end gives the last page, and one that is not a number the first. ``first_page``: a
+    callable giving FIRST_CHAIN_PAGE's rows, where the caller reads them with others."""
     paginator = Paginator([], per_page)
     if per_page == CHAINS_PER_PAGE and _asks_first_page(page):
-        rows = FIRST_CHAIN_PAGE.rows(project_id=project.pk)
+        rows = first_page() if first_page else FIRST_CHAIN_PAGE.rows(project_id=project.pk)
         paginator.count = rows[0][1] if rows else 0
         return Page([pk for pk, _ in rows], 1, paginator)
     count = paginator.count = CHAIN_COUNT.value(0, project_id=project.pk)
@@ -617,7 +620,7 @@ def project_chain_page(project, *, page: int | str = 1, per_page: int = CHAINS_P
         number = 1
     except EmptyPage:
         number = paginator.num_pages
-    paginator = Paginator(_chain_roots(project.pk).values_list("pk", flat=True), per_page)
+    paginator = Paginator(chain_roots(project.pk).values_list("pk", flat=True), per_page)
     paginator.count = count
     return paginator.page(number)
 

@@ -15,39 +15,25 @@ from functools import cached_property
 from django.core.paginator import Page
 
 from videos import chains, review
-from videos.compiled import CompiledQuery
 from videos.fragments import version_text
-from videos.models import Activity, Clip, ClipKind, Project
+from videos.models import Project
+from videos.project_reads import ProjectReads
 
 # How long "just now" or "5 minutes ago" may lag behind the clock in a cached feed.
 AGO_RESOLUTION_SECONDS = 30
 
 
-NEWEST = ("-created_at", "-pk")
-# The rows the feed is made of, newest first (read on every view of a project page, so
-# compiled to SQL once).
-NEWEST_ACTIVITY = CompiledQuery(
-    lambda project_id: (
-        Activity.objects.filter(project=project_id)
-        .order_by(*NEWEST)
-        .values_list("pk", "created_at")[: review.FEED_LENGTH]
-    ),
-    project_id=int,
-)
-NEWEST_CLIPS = CompiledQuery(
-    lambda project_id: (
-        Clip.objects.filter(project=project_id, kind=ClipKind.GENERATE)
-        .order_by(*NEWEST)
-        .values_list("pk", "created_at")[: review.FEED_LENGTH]
-    ),
-    project_id=int,
-)
-
-
 class ProjectActivity:
-    def __init__(self, project: Project, *, chains_page: int | str = 1) -> None:
+    def __init__(
+        self, project: Project, *, chains_page: int | str = 1, reads: ProjectReads | None = None
+    ) -> None:
         self.project = project
-        self._page = chains.project_chain_page(project, page=chains_page or 1)
+        self._reads = reads or ProjectReads(project.pk, whole_page=True)
+        self._page = chains.project_chain_page(
+            project,
+            page=chains_page or 1,
+            first_page=lambda: self._reads.first_chain_page,
+        )
 
     @property
     def page_number(self) -> int:
@@ -60,11 +46,9 @@ class ProjectActivity:
             self.project.pk,
             self._page.number,
             self._page.paginator.count,
-            chains.chains_version(self._page),
-            # Feed rows are written once: the id and the time stand for the row (ids alone
-            # can come again in a database restored from a backup).
-            NEWEST_ACTIVITY.rows(project_id=self.project.pk, converted=False),
-            NEWEST_CLIPS.rows(project_id=self.project.pk, converted=False),
+            self._reads.chain_clips(self._page),
+            self._reads.newest_activity,
+            self._reads.newest_clips,
             int(time.time() // AGO_RESOLUTION_SECONDS),
         )
 

@@ -14,13 +14,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 from videos import permissions, services
 from videos.compiled import CompiledQuery
 from videos.conditional import unchanged_is_304
-from videos.forms import LibraryFilterForm, ProjectForm, library_creators, library_providers
+from videos.forms import LibraryFilterForm, ProjectForm
 from videos.fragments import render_kept, version_text
 from videos.models import Clip, Project
 from videos.project_activity import ProjectActivity
+from videos.project_reads import GRID_COLUMNS, LIBRARY_PAGE_SIZE, ProjectReads, library_clips
 from videos.views import HtmxHttpRequest
 
-LIBRARY_PAGE_SIZE = 24
 # How long a drawn part of the project page is kept. Parts are keyed by what they show, so
 # this bounds memory, not staleness: a grid with clips in flight is a new key every poll.
 FRAGMENT_SECONDS = 120
@@ -77,17 +77,6 @@ def _project_with_role(request: HttpRequest, pk: int) -> Project:
     return project
 
 
-def _library_clips(project_id: int):
-    return Clip.objects.filter(project=project_id).order_by("-created_at", "-pk")
-
-
-# The library as most views show it (no filter, the first page) is read on every view and
-# poll of a project page: its count and its first page's columns are compiled to SQL once.
-LIBRARY_COUNT = CompiledQuery(
-    lambda project_id: _library_clips(project_id).counted(), project_id=int
-)
-
-
 class _NoFilters:
     """The library's filters for a request with no query string, as nearly every view and
     poll of a project page is: nothing filtered, the first page, no errors, all known
@@ -111,25 +100,27 @@ class _NoFilters:
 
 def _library_page(project_id: int):
     return (
-        _library_clips(project_id)
+        library_clips(project_id)
         .select_related("created_by")
         # A project uses a few accounts: one query for them, not a credential decrypted per clip.
         .prefetch_related("provider_account")
     )
 
 
-def _library(request: HttpRequest, project: Project) -> tuple[LibraryFilterForm | _NoFilters, Page]:
+def _library(
+    request: HttpRequest, project: Project, reads: ProjectReads
+) -> tuple[LibraryFilterForm | _NoFilters, Page]:
     if not request.GET:
-        # The clips are read only if the grid is drawn (its version is FIRST_GRID_PAGE).
+        # The clips are read only if the grid is drawn (its version is reads.grid_rows).
         paginator = Paginator([], LIBRARY_PAGE_SIZE)
-        paginator.count = LIBRARY_COUNT.value(0, project_id=project.pk)
+        paginator.count = reads.library_count
         clips = SimpleLazyObject(lambda: list(_library_page(project.pk)[:LIBRARY_PAGE_SIZE]))
         return _NoFilters(request, project), Page(clips, 1, paginator)
     filters = LibraryFilterForm(request.GET, project=project)
     clips = filters.filter(_library_page(project.pk))
     paginator = Paginator(clips, LIBRARY_PAGE_SIZE)
     if not filters.is_filtered:
-        paginator.count = LIBRARY_COUNT.value(0, project_id=project.pk)
+        paginator.count = reads.library_count
     number = filters.cleaned_data.get("page") or 1
     if number > paginator.num_pages:
         filters.add_error("page", f"There is no page {number}; this is the last one.")
@@ -137,30 +128,14 @@ def _library(request: HttpRequest, project: Project) -> tuple[LibraryFilterForm 
     return filters, paginator.page(number)
 
 
-# What a card in the clip grid shows.
-GRID_COLUMNS = (
-    "pk",
-    "status",
-    "progress",
-    "prompt",
-    "model",
-    "poster_key",
-    "file_key",
-    "duration_seconds",
-    "created_at",
-    "provider_account__label",
-    "created_by__username",
-)
-
-
-FIRST_GRID_PAGE = CompiledQuery(
-    lambda project_id: _library_clips(project_id).values_list(*GRID_COLUMNS)[:LIBRARY_PAGE_SIZE],
-    project_id=int,
-)
-
-
 def _clip_grid_state(
-    request: HtmxHttpRequest, project: Project, filters, page: Page, *, polling: bool
+    request: HtmxHttpRequest,
+    project: Project,
+    filters,
+    page: Page,
+    reads: ProjectReads,
+    *,
+    polling: bool,
 ) -> tuple:
     """Everything the clip grid shows: its rows' columns, the viewer's rights, the query."""
     return (
@@ -170,8 +145,7 @@ def _clip_grid_state(
         grid_query(request),
         page.number,
         page.paginator.count,
-        # Compared, never shown: the database's own values will do.
-        FIRST_GRID_PAGE.rows(project_id=project.pk, converted=False)
+        reads.grid_rows
         if page.number == 1 and not filters.is_filtered
         else list(page.object_list.values_list(*GRID_COLUMNS)),
         polling,
@@ -193,17 +167,19 @@ def grid_query(request: HttpRequest) -> str:
 
 def _clip_grid(
     request: HtmxHttpRequest, pk: int
-) -> tuple[Project, LibraryFilterForm | _NoFilters, Page, tuple]:
-    """The project, the library's filters and page, and the grid's state, read once per
-    request: a grid poll that changed needs them for its version and again to draw."""
+) -> tuple[Project, LibraryFilterForm | _NoFilters, Page, tuple, ProjectReads]:
+    """The project, the library's filters and page, the grid's state and the page's version
+    reads, once per request: a grid poll that changed needs them for its version and again
+    to draw."""
     read = getattr(request, "_clip_grid", None)
     if read is None or read[0].pk != pk:
         project = _project_with_role(request, pk)
-        filters, page = _library(request, project)
+        reads = ProjectReads(project.pk, whole_page=not request.htmx)
+        filters, page = _library(request, project, reads)
         state = _clip_grid_state(
-            request, project, filters, page, polling=project.has_clips_in_flight
+            request, project, filters, page, reads, polling=project.has_clips_in_flight
         )
-        read = request._clip_grid = (project, filters, page, state)
+        read = request._clip_grid = (project, filters, page, state, reads)
     return read
 
 
@@ -214,24 +190,9 @@ def _clip_grid_version(request: HtmxHttpRequest, pk: int) -> object | None:
     return _clip_grid(request, pk)[3]
 
 
-def _filters_version(request: HtmxHttpRequest, project: Project) -> str:
+def _filters_version(request: HtmxHttpRequest, project: Project, reads: ProjectReads) -> str:
     # The form draws the query string's values, its choices, and the errors those give.
-    return version_text(
-        project.pk,
-        request.GET.urlencode(),
-        FILTER_PROVIDERS.rows(project_id=project.pk, converted=False),
-        FILTER_CREATORS.rows(project_id=project.pk, converted=False),
-    )
-
-
-# What the filters offer, read on every view of a project page: compiled to SQL once.
-FILTER_PROVIDERS = CompiledQuery(
-    lambda project_id: library_providers(project_id).values_list("pk", "label"), project_id=int
-)
-FILTER_CREATORS = CompiledQuery(
-    lambda project_id: library_creators(project_id).values_list("pk", "username"),
-    project_id=int,
-)
+    return version_text(project.pk, request.GET.urlencode(), reads.providers, reads.creators)
 
 
 def _keeps_fragments(request: HttpRequest, filters, *, chains_page: int | None) -> bool:
@@ -265,7 +226,7 @@ def _keeps_fragments(request: HttpRequest, filters, *, chains_page: int | None) 
 @require_GET
 @unchanged_is_304(_clip_grid_version)
 def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    project, filters, page, grid = _clip_grid(request, pk)
+    project, filters, page, grid, reads = _clip_grid(request, pk)
     polling = project.has_clips_in_flight
     # The grid, the filters and the chains and activity are drawn from the fragment cache
     # when their versions were drawn before; the querysets below are read only on a miss.
@@ -287,14 +248,16 @@ def project_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         keeps = _keeps_fragments(request, filters, chains_page=None)
         context["fragment_seconds"] = FRAGMENT_SECONDS if keeps else 0
         return render(request, "videos/project.html#clip-grid", context)
-    activity = ProjectActivity(project, chains_page=filters.cleaned_data.get("chains") or 1)
+    activity = ProjectActivity(
+        project, chains_page=filters.cleaned_data.get("chains") or 1, reads=reads
+    )
     keeps = _keeps_fragments(request, filters, chains_page=activity.page_number)
     seconds = FRAGMENT_SECONDS if keeps else 0
     context |= {
         "fragment_seconds": seconds,
         "chains_query": _query_without(request, "chains"),
         "activity": activity,
-        "filters_version": _filters_version(request, project),
+        "filters_version": _filters_version(request, project, reads),
     }
     # The whole page is kept as well, by the versions of its parts and what the page around
     # them shows: a view of an unchanged project is its version reads and one cache read.
