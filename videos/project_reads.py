@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from functools import cached_property
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Count, F, Q, Window
+from django.db.models import BooleanField, Count, F, Func, Q, Window
 from django.db.models.functions import RowNumber
 
 from videos import chains, review
@@ -96,11 +97,25 @@ def _first_chain_page(project_id: int):
     )
 
 
+class EqualsAny(Func):
+    """``column = ANY(array)``, which PostgreSQL answers from the column's index. Two
+    ``IN (subquery)`` joined by OR are answered by reading every clip of every project."""
+
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        column, array = self.source_expressions
+        column_sql, column_params = compiler.compile(column)
+        array_sql, array_params = compiler.compile(array)
+        return f"{column_sql} = ANY({array_sql})", (*column_params, *array_params)
+
+
 def _first_chain_clips(project_id: int):
-    """chains.chains_version's read for the first page of chains, its ids a subquery."""
-    ids = chains.chain_roots(project_id).values("pk")[: chains.CHAINS_PER_PAGE]
+    """chains.chains_version's read for the first page of chains, its ids a subquery
+    (PostgreSQL only: an array of them)."""
+    ids = ArraySubquery(chains.chain_roots(project_id).values("pk")[: chains.CHAINS_PER_PAGE])
     return (
-        Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
+        Clip.objects.filter(Q(EqualsAny(F("pk"), ids)) | Q(EqualsAny(F("root"), ids)))
         .order_by("pk")
         .values_list(*chains.CHAIN_SHOWN)
     )
