@@ -19,7 +19,9 @@ measures requests per second and the 99th percentile latency of:
 
 and prints each as a ratio to the bare view, with the server's own CPU time per answer
 ("cpu ms", read from /proc: a cost the machine's other load hardly moves) and the bare
-view's over it ("cpu bare", the same ratio measured that way). Then the poll and the bare
+view's over it ("cpu bare", the same ratio measured that way), and the CPU time PostgreSQL's
+and Redis's processes spent per answer ("db cpu ms": they share this machine's cores, so a
+page pays it too; SQLite's is inside the server's). Then the poll and the bare
 view again with each client waiting about --pace-ms after every answer, as polling tabs do:
 the p99 a poll waits below saturation (flat out, latency is only connections over rate).
 Uses wrk when installed, else a small load generator in Python threads (which competes with
@@ -357,6 +359,27 @@ def server_cpu_seconds(pid: int) -> float:
     return used / os.sysconf("SC_CLK_TCK")
 
 
+SERVICES = {"postgres", "redis-server"}
+
+
+def services_cpu_seconds() -> float:
+    """CPU time PostgreSQL's and Redis's processes have used (Linux): on this one machine
+    they share the cores with the web server, so their work on each answer is also what
+    the pages cost (SQLite's is inside the web server's own)."""
+    used = 0
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = stat_file.read_text()
+        except OSError:  # a process that has just ended
+            continue
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        if name.split(":")[0] not in SERVICES:
+            continue
+        fields = rest.split()
+        used += int(fields[11]) + int(fields[12])
+    return used / os.sysconf("SC_CLK_TCK")
+
+
 def paced(targets: list[tuple], args) -> None:
     """Latency below saturation, as polling tabs see it: each of the connections waits
     about ``pace`` ms after every answer (half to one and a half times it, as tabs opened at
@@ -536,7 +559,7 @@ def main() -> None:
         )
         print(
             f"{'page':<11} {'alone ms':>8} {'req/s':>8} {'p99 ms':>8} {'vs bare':>8} "
-            f"{'vs login':>8} {'errors':>7} {'cpu ms':>8} {'cpu bare':>8}"
+            f"{'vs login':>8} {'errors':>7} {'cpu ms':>8} {'cpu bare':>8} {'db cpu ms':>9}"
         )
         # Two ceilings: the bare view, and the bare view read with a session (what every
         # page a member sees costs before it does anything of its own).
@@ -544,19 +567,21 @@ def main() -> None:
         costs: dict[str, float] = {}
         for name, url, headers in targets:
             load(url, headers, seconds=1, connections=args.connections)  # warm up
-            used = server_cpu_seconds(server.pid)
+            used, services_used = server_cpu_seconds(server.pid), services_cpu_seconds()
             rate, p99, errors = load(
                 url, headers, seconds=args.seconds, connections=args.connections
             )
             # The server's own CPU time per answer: what a page costs, whatever else the
             # machine (or the load generator) was doing meanwhile.
-            costs[name] = (server_cpu_seconds(server.pid) - used) * 1000 / (rate * args.seconds)
+            answers = rate * args.seconds
+            costs[name] = (server_cpu_seconds(server.pid) - used) * 1000 / answers
+            services = (services_cpu_seconds() - services_used) * 1000 / answers
             rates[name] = rate
             login = f"{rate / rates['bare+login']:8.2f}" if "bare+login" in rates else " " * 8
             print(
                 f"{name:<11} {alone[name]:8.1f} {rate:8.0f} {p99:8.1f} "
                 f"{rate / rates['bare']:8.2f} {login} {errors:7d} "
-                f"{costs[name]:8.2f} {costs['bare'] / costs[name]:8.2f}"
+                f"{costs[name]:8.2f} {costs['bare'] / costs[name]:8.2f} {services:9.2f}"
             )
         paced(targets, args)
     finally:
