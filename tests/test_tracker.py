@@ -269,7 +269,18 @@ def test_the_clip_page_says_when_no_tracker_is_running(client, user, make_clip, 
     clip = make_clip(sandbox_apimart)
     client.force_login(user)
     assert "The tracker is not running" in client.get(f"/clips/{clip.pk}/").content.decode()
+    WorkerHeartbeat.beat(name="worker@test:1", kind="worker")
+    assert "The tracker is not running" in client.get(f"/clips/{clip.pk}/").content.decode()
     WorkerHeartbeat.beat(name="tracker@test:1", kind="tracker")
+    assert "The tracker is not running" not in client.get(f"/clips/{clip.pk}/").content.decode()
+    # A tracker last heard from 40 s ago is taken for gone; one heard 20 s ago is not.
+    WorkerHeartbeat.objects.filter(kind="tracker").update(
+        seen_at=timezone.now() - timedelta(seconds=40)
+    )
+    assert "The tracker is not running" in client.get(f"/clips/{clip.pk}/").content.decode()
+    WorkerHeartbeat.objects.filter(kind="tracker").update(
+        seen_at=timezone.now() - timedelta(seconds=20)
+    )
     assert "The tracker is not running" not in client.get(f"/clips/{clip.pk}/").content.decode()
 
 

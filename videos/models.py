@@ -5,10 +5,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, Q, Value
+from django.db.models.functions import Now
 from django.urls import reverse
 from django.utils import timezone
 
+from videos.compiled import CompiledQuery
 from videos.crypto import EncryptedTextField
 from videos.redact import redact
 
@@ -1065,5 +1067,21 @@ class WorkerHeartbeat(models.Model):
         cls.objects.update_or_create(name=name, defaults={"kind": kind, "seen_at": timezone.now()})
 
     @classmethod
-    def alive(cls, kind: str, *, within: timedelta = timedelta(seconds=30)) -> bool:
-        return cls.objects.filter(kind=kind, seen_at__gte=timezone.now() - within).exists()
+    def alive(cls, kind: str) -> bool:
+        """Whether a process of this kind beat within HEARTBEAT_WITHIN (asked on every
+        redraw of a queued or running clip's status, so compiled once)."""
+        return SEEN_LATELY.first(kind=kind, converted=False) is not None
+
+
+# Trackers beat every 5 s: a process silent for this long is taken for gone.
+HEARTBEAT_WITHIN = timedelta(seconds=30)
+# The database's clock, as the beats are written with the web server's: both are UTC.
+SEEN_LATELY = CompiledQuery(
+    lambda kind: WorkerHeartbeat.objects.filter(
+        kind=kind,
+        seen_at__gte=ExpressionWrapper(
+            Now() - Value(HEARTBEAT_WITHIN), output_field=models.DateTimeField()
+        ),
+    ).values_list("pk")[:1],
+    kind=str,
+)
