@@ -146,6 +146,24 @@ PAGE_TOGETHER = CompiledTogether(
 )
 
 
+class _Compared:
+    """A read that is only compared: from the statement that read it with the others, or
+    on its own; read once per request."""
+
+    def __init__(self, apart: CompiledQuery) -> None:
+        self.apart = apart
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, reads: ProjectReads | None, owner=None):
+        if reads is None:
+            return self
+        # Kept on the instance, which then answers before this descriptor is asked again.
+        value = reads.__dict__[self.name] = reads._read(self.name, self.apart)
+        return value
+
+
 class ProjectReads:
     """A project page's version reads for one request. ``whole_page``: the page, not a poll
     of its grid (which reads the library alone)."""
@@ -174,25 +192,11 @@ class ProjectReads:
         rows = json.loads(self._together["library_count"] or "[]")
         return rows[0]["count"] if rows else 0
 
-    @cached_property
-    def grid_rows(self):
-        return self._read("grid_rows", FIRST_GRID_PAGE)
-
-    @cached_property
-    def providers(self):
-        return self._read("providers", FILTER_PROVIDERS)
-
-    @cached_property
-    def creators(self):
-        return self._read("creators", FILTER_CREATORS)
-
-    @cached_property
-    def newest_activity(self):
-        return self._read("newest_activity", NEWEST_ACTIVITY)
-
-    @cached_property
-    def newest_clips(self):
-        return self._read("newest_clips", NEWEST_CLIPS)
+    grid_rows = _Compared(FIRST_GRID_PAGE)
+    providers = _Compared(FILTER_PROVIDERS)
+    creators = _Compared(FILTER_CREATORS)
+    newest_activity = _Compared(NEWEST_ACTIVITY)
+    newest_clips = _Compared(NEWEST_CLIPS)
 
     @cached_property
     def first_chain_page(self) -> list[tuple[int, int]]:
