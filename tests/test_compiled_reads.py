@@ -92,6 +92,18 @@ def test_unconverted_rows_give_times_as_the_databases_text_and_converted_ones_as
     assert Clip.objects.get(pk=made[0].pk).created_at == made[0].created_at
 
 
+def test_version_reads_give_times_as_text_on_both_backends(user, project, account):
+    # Compared, never shown: no time is parsed (SQLite: cast; PostgreSQL: the text loader).
+    from videos.project_reads import FIRST_GRID_PAGE, GRID_COLUMNS
+
+    made = clips(project, user, account, 2)
+    rows = FIRST_GRID_PAGE.rows(project_id=project.pk, converted=False)
+    at = GRID_COLUMNS.index("created_at")
+    assert [row[0] for row in rows] == [clip.pk for clip in reversed(made)]
+    assert all(isinstance(row[at], str) for row in rows), rows
+    assert rows[0][at].startswith(made[1].created_at.strftime("%Y-%m-%d %H:%M:%S"))
+
+
 def test_a_literal_percent_sign_in_the_sql_is_no_parameter(user, project, account):
     # The SQL is run with named parameters: "%%s" (a "%", then "s") must stay as it is.
     sunset = clips(project, user, account, 1, prompt="A sunset")[0]

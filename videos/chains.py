@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from videos import frames as frame_store
 from videos import handoff, media, providers, review, seams, services
-from videos.compiled import CompiledQuery
+from videos.compiled import CompiledQuery, compared_columns
 from videos.models import (
     ChainExport,
     Clip,
@@ -653,7 +653,7 @@ def _chain_clips(ids: list[int]):
     return (
         Clip.objects.filter(Q(pk__in=ids) | Q(root__in=ids))
         .order_by("pk")
-        .values_list(*CHAIN_SHOWN)
+        .values_list(*compared_columns(Clip, CHAIN_SHOWN))
     )
 
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
-from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db import connection, connections
+from django.db.models import CharField, DateTimeField, Model, QuerySet
+from django.db.models.functions import Cast
+from django.db.models.query import ModelIterable, get_related_populators
 
 try:
     from psycopg.types.string import TextLoader
@@ -53,15 +54,16 @@ class CompiledQuery:
         return self.build.__qualname__
 
     def _sql(self, stand_ins: dict[str, Any]):
-        """(database alias, SQL with %s placeholders, its parameters, the compiler or None)."""
+        """(database alias, SQL with %s placeholders, its parameters, the compiler or None,
+        whether rows are model instances)."""
         queryset = self.build(**stand_ins)
         compiler = queryset.query.get_compiler(queryset.db)
         sql, params = compiler.as_sql()
-        return queryset.db, sql, params, compiler
+        return queryset.db, sql, params, compiler, queryset._iterable_class is ModelIterable
 
     def _compile(self) -> tuple:
         stand_ins = {name: _STAND_IN[kind](n) for n, (name, kind) in enumerate(self.types.items())}
-        alias, sql, params, compiler = self._sql(stand_ins)
+        alias, sql, params, compiler, model_rows = self._sql(stand_ins)
         names = list(stand_ins)
         values = list(stand_ins.values())
         slots = [values.index(p) if p in values else None for p in params]
@@ -77,7 +79,8 @@ class CompiledQuery:
         selected = compiler.select[: compiler.col_count]
         columns = [column for column, _sql, _alias in selected]
         converters = list(compiler.get_converters(columns).items())
-        return alias, sql, params, slots, names, converters, _instance_plan(compiler)
+        plan = _instance_plan(compiler) if model_rows else None
+        return alias, sql, params, slots, names, converters, plan
 
     @property
     def compiled(self) -> tuple:
@@ -171,11 +174,31 @@ class CompiledTogether(CompiledQuery):
             # for this one), so no COALESCE: a read of no rows is NULL.
             columns.append(f"(SELECT json_agg(t)::text FROM ({sql}) t)")
             params += read_params
-        return alias, "SELECT " + ", ".join(columns), params, None
+        return alias, "SELECT " + ", ".join(columns), params, None, False
 
     def read(self, **values: Any) -> dict[str, str | None]:
         """Each read's rows as JSON text (None for no rows), by name."""
         return dict(zip(self.builds, self.first(converted=False, **values), strict=True))
+
+
+def compared_columns(model: type[Model], names: tuple[str, ...]) -> tuple:
+    """``names`` for ``values_list``, on SQLite each of the model's own time columns read as
+    text.
+
+    For reads that are compared, never shown (versions). SQLite's driver otherwise parses
+    every time in Python, through the converter Django registers for the column's declared
+    type, and the datetimes then cost ``repr`` again; a cast column has no declared type, so
+    it comes back as the stored text. (PostgreSQL's unconverted reads take times as text
+    already, see ``_times_as_text``, and the casts would lengthen its one statement.)"""
+    if connection.vendor != "sqlite":
+        return names
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    return tuple(
+        Cast(name, output_field=CharField())
+        if isinstance(fields.get(name), DateTimeField)
+        else name
+        for name in names
+    )
 
 
 def _times_as_text(cursor) -> None:
@@ -204,8 +227,6 @@ def _instance_plan(compiler) -> tuple | None:
     """How a row becomes a model instance: Django's ModelIterable, worked out once (the same
     steps, with the same helpers, as it takes for each query)."""
     klass_info = compiler.klass_info
-    if not klass_info:  # values() and values_list() select columns, not rows
-        return None
     fields = klass_info["select_fields"]
     start, end = fields[0], fields[-1] + 1
     init_list = [column[0].target.attname for column in compiler.select[start:end]]

@@ -24,7 +24,7 @@ from django.db.models import BooleanField, Count, F, Func, Q, Window
 from django.db.models.functions import RowNumber
 
 from videos import chains, review
-from videos.compiled import CompiledQuery, CompiledTogether
+from videos.compiled import CompiledQuery, CompiledTogether, compared_columns
 from videos.forms import library_creators, library_providers
 from videos.models import Activity, Clip, ClipKind
 
@@ -47,6 +47,11 @@ GRID_COLUMNS = (
 NEWEST = ("-created_at", "-pk")
 
 
+def compared_grid_columns() -> tuple:
+    """The grid's columns as its version reads them."""
+    return compared_columns(Clip, GRID_COLUMNS)
+
+
 def library_clips(project_id: int):
     return Clip.objects.filter(project=project_id).order_by(*NEWEST)
 
@@ -56,7 +61,7 @@ def _library_count(project_id: int):
 
 
 def _first_grid_page(project_id: int):
-    return library_clips(project_id).values_list(*GRID_COLUMNS)[:LIBRARY_PAGE_SIZE]
+    return library_clips(project_id).values_list(*compared_grid_columns())[:LIBRARY_PAGE_SIZE]
 
 
 def _providers(project_id: int):
@@ -73,7 +78,7 @@ def _newest_activity(project_id: int):
     return (
         Activity.objects.filter(project=project_id)
         .order_by(*NEWEST)
-        .values_list("pk", "created_at")[: review.FEED_LENGTH]
+        .values_list(*compared_columns(Activity, ("pk", "created_at")))[: review.FEED_LENGTH]
     )
 
 
@@ -81,7 +86,7 @@ def _newest_clips(project_id: int):
     return (
         Clip.objects.filter(project=project_id, kind=ClipKind.GENERATE)
         .order_by(*NEWEST)
-        .values_list("pk", "created_at")[: review.FEED_LENGTH]
+        .values_list(*compared_columns(Clip, ("pk", "created_at")))[: review.FEED_LENGTH]
     )
 
 
@@ -117,7 +122,7 @@ def _first_chain_clips(project_id: int):
     return (
         Clip.objects.filter(Q(EqualsAny(F("pk"), ids)) | Q(EqualsAny(F("root"), ids)))
         .order_by("pk")
-        .values_list(*chains.CHAIN_SHOWN)
+        .values_list(*compared_columns(Clip, chains.CHAIN_SHOWN))
     )
 
 

@@ -18,7 +18,12 @@ from videos.forms import LibraryFilterForm, ProjectForm
 from videos.fragments import render_kept, version_text
 from videos.models import Clip, Project
 from videos.project_activity import ProjectActivity
-from videos.project_reads import GRID_COLUMNS, LIBRARY_PAGE_SIZE, ProjectReads, library_clips
+from videos.project_reads import (
+    LIBRARY_PAGE_SIZE,
+    ProjectReads,
+    compared_grid_columns,
+    library_clips,
+)
 from videos.views import HtmxHttpRequest
 
 # How long a drawn part of the project page is kept. Parts are keyed by what they show, so
@@ -147,7 +152,7 @@ def _clip_grid_state(
         page.paginator.count,
         reads.grid_rows
         if page.number == 1 and not filters.is_filtered
-        else list(page.object_list.values_list(*GRID_COLUMNS)),
+        else list(page.object_list.values_list(*compared_grid_columns())),
         polling,
         filters.errors,
     )

@@ -28,7 +28,7 @@ from videos import (
     services,
     takes,
 )
-from videos.compiled import CompiledQuery
+from videos.compiled import CompiledQuery, compared_columns
 from videos.conditional import unchanged_is_304
 from videos.forms import (
     TRANSPORT_LABELS,
@@ -239,7 +239,7 @@ CLIP_SHOWN = tuple(
 
 def _clip_status_query(*, user_id: int, clip_id: int):
     return Clip.objects.filter(pk=clip_id, project__memberships__user=user_id).values_list(
-        *CLIP_SHOWN,
+        *compared_columns(Clip, CLIP_SHOWN),
         "provider_account__kind",
         "provider_account__unit_price",
         "project__memberships__role",
