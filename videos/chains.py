@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import transaction
-from django.db.models import Count, Q, Window
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from videos import frames as frame_store
@@ -583,15 +584,22 @@ def chain_roots(project_id: int):
 # Read on every view of a project page: compiled to SQL once. The first page of chains is
 # the one nearly every visit shows, so its ids are compiled too; later pages use the ORM.
 CHAIN_COUNT = CompiledQuery(lambda project_id: chain_roots(project_id).counted(), project_id=int)
-# The first page's ids, each with the count of all chains: one query, not two.
-FIRST_CHAIN_PAGE = CompiledQuery(
-    lambda project_id: (
+
+
+def first_chain_page(project_id: int):
+    """The first page's ids, each with the count of all chains (one query, not two) and its
+    place on the page (so a read that aggregates the rows can put them back in order)."""
+    return (
         chain_roots(project_id)
-        .annotate(chains=Window(Count("pk")))
-        .values_list("pk", "chains")[:CHAINS_PER_PAGE]
-    ),
-    project_id=int,
-)
+        .annotate(
+            chains=Window(Count("pk")),
+            n=Window(RowNumber(), order_by=[F("created_at").desc(), F("pk").desc()]),
+        )
+        .values_list("pk", "chains", "n")[:CHAINS_PER_PAGE]
+    )
+
+
+FIRST_CHAIN_PAGE = CompiledQuery(first_chain_page, project_id=int)
 
 
 def _asks_first_page(page: int | str) -> bool:
@@ -612,7 +620,7 @@ def project_chain_page(
     if per_page == CHAINS_PER_PAGE and _asks_first_page(page):
         rows = first_page() if first_page else FIRST_CHAIN_PAGE.rows(project_id=project.pk)
         paginator.count = rows[0][1] if rows else 0
-        return Page([pk for pk, _ in rows], 1, paginator)
+        return Page([row[0] for row in rows], 1, paginator)
     count = paginator.count = CHAIN_COUNT.value(0, project_id=project.pk)
     try:
         number = paginator.validate_number(page)

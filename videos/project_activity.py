@@ -25,10 +25,10 @@ AGO_RESOLUTION_SECONDS = 30
 
 class ProjectActivity:
     def __init__(
-        self, project: Project, *, chains_page: int | str = 1, reads: ProjectReads | None = None
+        self, project: Project, *, chains_page: int | str = 1, reads: ProjectReads
     ) -> None:
         self.project = project
-        self._reads = reads or ProjectReads(project.pk, whole_page=True)
+        self._reads = reads
         self._page = chains.project_chain_page(
             project,
             page=chains_page or 1,

@@ -20,8 +20,7 @@ from functools import cached_property
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Func, Q, Window
-from django.db.models.functions import RowNumber
+from django.db.models import BooleanField, F, Func, Q
 
 from videos import chains, review
 from videos.compiled import CompiledQuery, CompiledTogether, compared_columns
@@ -90,18 +89,6 @@ def _newest_clips(project_id: int):
     )
 
 
-def _first_chain_page(project_id: int):
-    # Each row numbered in the page's order, so the order never rests on json_agg's.
-    return (
-        chains.chain_roots(project_id)
-        .annotate(
-            chains=Window(Count("pk")),
-            n=Window(RowNumber(), order_by=[F("created_at").desc(), F("pk").desc()]),
-        )
-        .values_list("pk", "chains", "n")[: chains.CHAINS_PER_PAGE]
-    )
-
-
 class EqualsAny(Func):
     """``column = ANY(array)``, which PostgreSQL answers from the column's index. Two
     ``IN (subquery)`` joined by OR are answered by reading every clip of every project."""
@@ -142,7 +129,7 @@ PAGE_TOGETHER = CompiledTogether(
         **_LIBRARY,
         "providers": _providers,
         "creators": _creators,
-        "chain_page": _first_chain_page,
+        "chain_page": chains.first_chain_page,
         "chain_clips": _first_chain_clips,
         "newest_activity": _newest_activity,
         "newest_clips": _newest_clips,
@@ -204,15 +191,12 @@ class ProjectReads:
     newest_clips = _Compared(NEWEST_CLIPS)
 
     @cached_property
-    def first_chain_page(self) -> list[tuple[int, int]]:
-        """The first page of chains: (root id, number of chains), newest first."""
+    def first_chain_page(self) -> list[tuple[int, int, int]]:
+        """chains.FIRST_CHAIN_PAGE's rows: (root id, number of chains, place), newest first."""
         if self._together is None or "chain_page" not in self._together:
-            return [
-                (pk, total)
-                for pk, total in chains.FIRST_CHAIN_PAGE.rows(project_id=self.project_id)
-            ]
+            return chains.FIRST_CHAIN_PAGE.rows(project_id=self.project_id)
         rows = sorted(json.loads(self._together["chain_page"] or "[]"), key=lambda row: row["n"])
-        return [(row["pk"], row["chains"]) for row in rows]
+        return [(row["pk"], row["chains"], row["n"]) for row in rows]
 
     def chain_clips(self, page) -> object:
         """What the page of chains shows (chains.chains_version), read with the first page
